@@ -1,0 +1,84 @@
+"""Timing a from-scratch function against its library counterpart, in one process."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Case:
+    """One benchmark: ``ours()`` against ``reference()``, both without arguments.
+
+    ``target`` is the ratio ours/reference that the issue asks for (None: report only).
+    With ``check``, both results are compared with ``torch.testing.assert_close`` first.
+    """
+
+    name: str
+    ours: Callable[[], object]
+    reference: Callable[[], object]
+    target: float | None = None
+    check: bool = True
+    note: str = ""
+
+
+def _timed(fn: Callable[[], object], timer: Callable[[], float]) -> float:
+    start = timer()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return timer() - start
+
+
+def compare(case: Case, warmup: int = 2, repeats: int = 11,
+            timer: Callable[[], float] = time.perf_counter) -> dict:
+    """Time ``case`` with ``warmup`` untimed calls of each, then ``repeats`` interleaved
+    pairs (the order alternating), and return medians in ms and the median of the
+    per-pair ratios ours/reference."""
+    if repeats < 1:
+        raise ValueError("repeats must be at least 1")
+    if case.check:
+        torch.testing.assert_close(case.ours(), case.reference(), rtol=1e-4, atol=1e-5,
+                                   msg=lambda m: f"{case.name}: results differ: {m}")
+    for _ in range(warmup):
+        case.ours()
+        case.reference()
+    ours, ref = [], []
+    for i in range(repeats):
+        if i % 2 == 0:
+            ours.append(_timed(case.ours, timer))
+            ref.append(_timed(case.reference, timer))
+        else:
+            ref.append(_timed(case.reference, timer))
+            ours.append(_timed(case.ours, timer))
+    ratios = [a / b for a, b in zip(ours, ref) if b > 0]
+    ratio = statistics.median(ratios) if ratios else float("nan")
+    return {
+        "name": case.name,
+        "ours_ms": 1e3 * statistics.median(ours),
+        "reference_ms": 1e3 * statistics.median(ref),
+        "ratio": ratio,
+        "target": case.target,
+        "meets_target": None if case.target is None else bool(ratio <= case.target),
+        "note": case.note,
+    }
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """A Markdown table of :func:`compare` results."""
+    lines = [
+        "| benchmark | ours (ms) | reference (ms) | ratio | target | |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        target = "" if r["target"] is None else f"<= {r['target']:.2f}"
+        mark = {None: "", True: "ok", False: "MISSED"}[r["meets_target"]]
+        lines.append(
+            f"| {r['name']} | {r['ours_ms']:.2f} | {r['reference_ms']:.2f} | "
+            f"{r['ratio']:.2f} | {target} | {mark} |"
+        )
+    return "\n".join(lines)

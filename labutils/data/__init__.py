@@ -1,0 +1,12 @@
+"""Data: the download cache (``cache``) and one module per data source."""
+
+from labutils.data.cache import (
+    ChecksumError,
+    DataUnavailableError,
+    atomic_path,
+    cache_dir,
+    cached,
+    fetch,
+)
+
+__all__ = ["ChecksumError", "DataUnavailableError", "atomic_path", "cache_dir", "cached", "fetch"]

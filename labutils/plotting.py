@@ -1,0 +1,147 @@
+"""One figure style for the series, loss curves, signal plots and ``save_figure``."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+
+STYLE = {
+    "figure.figsize": (7.0, 3.6),
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "image.cmap": "magma",
+    "axes.prop_cycle": mpl.cycler(
+        color=["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
+    ),
+}
+
+
+def use_style() -> None:
+    """Apply the series' matplotlib style (done once when labutils is imported)."""
+    mpl.rcParams.update(STYLE)
+
+
+def figures_dir() -> pathlib.Path:
+    """Where figures are saved: ``$LABUTILS_FIGURES``, else ``figures/`` of the repository
+    when labutils runs from a clone, else ``./figures``."""
+    env = os.environ.get("LABUTILS_FIGURES")
+    if env:
+        return pathlib.Path(env).expanduser()
+    root = pathlib.Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir():
+        return root / "figures"
+    return pathlib.Path.cwd() / "figures"
+
+
+def save_figure(fig: mpl.figure.Figure, name: str) -> pathlib.Path:
+    """Save ``fig`` as ``figures/<name>`` (PNG unless ``name`` has a suffix); return the path."""
+    if not name or pathlib.Path(name).name != name:
+        raise ValueError(f"figure name {name!r} must be a plain file name like 'ctc_lattice.png'")
+    path = figures_dir() / (name if pathlib.Path(name).suffix else f"{name}.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, metadata={"Software": None} if path.suffix == ".png" else None)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_history(history, keys: list[str] | None = None, axes=None, title: str = ""):
+    """Plot a training :class:`~labutils.training.History`: the losses on the left and,
+    if any, the other metrics on the right. Returns the figure."""
+    keys = keys or [k for k in history.keys() if k not in {"lr", "seconds"}]
+    losses = [k for k in keys if k.endswith("loss")]
+    others = [k for k in keys if not k.endswith("loss")]
+    if axes is None:
+        ncols = 2 if others else 1
+        fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols + 1, 3.3), squeeze=False)
+        axes = axes[0]
+    else:
+        axes = np.atleast_1d(axes)
+        fig = axes[0].figure
+    for ax, group, label in ((axes[0], losses, "loss"), (axes[-1], others, "metric")):
+        if not group or (group is others and len(axes) < 2):
+            continue
+        for key in group:
+            values = history[key]
+            ax.plot(range(1, len(values) + 1), values, marker="o" if len(values) < 30 else None,
+                    ms=3, label=key.replace("_", " "))
+        if history.best_epoch is not None:
+            ax.axvline(history.best_epoch + 1, color="0.6", ls=":", lw=1)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+class LivePlot:
+    """Loss curves redrawn in place in a notebook after every epoch (text outside one)."""
+
+    def __init__(self):
+        from IPython import get_ipython
+        from IPython.display import display
+
+        self.handle = None
+        self.fig = None
+        if get_ipython() is not None:
+            self.fig = plt.figure(figsize=(6, 3))
+            plt.close(self.fig)
+            self.handle = display(self.fig, display_id=True)
+
+    def update(self, history) -> None:
+        if self.handle is None:
+            return
+        self.fig.clear()
+        plot_history(history, axes=[self.fig.add_subplot(1, 1, 1)])
+        self.handle.update(self.fig)
+
+    def close(self) -> None:
+        if self.fig is not None:
+            plt.close(self.fig)
+
+
+def plot_signal(x, sr: float, ax=None, label: str | None = None, **kwargs):
+    """Plot a waveform ``x`` of shape (N,) against time in seconds. Returns the axes."""
+    x = np.asarray(x, dtype=float).reshape(-1)
+    ax = ax or plt.subplots(figsize=(7, 2.4))[1]
+    ax.plot(np.arange(x.size) / sr, x, lw=0.8, label=label, **kwargs)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("amplitude")
+    if label:
+        ax.legend(loc="upper right")
+    return ax
+
+
+def plot_spectrogram(spec_db, sr: float, hop: int, ax=None, fmax: float | None = None,
+                     colorbar: bool = True):
+    """Show a spectrogram in dB of shape (freqs, frames) from ``labutils.audio``."""
+    spec_db = np.asarray(spec_db)
+    ax = ax or plt.subplots(figsize=(7, 3))[1]
+    extent = [0, spec_db.shape[1] * hop / sr, 0, sr / 2]
+    im = ax.imshow(spec_db, origin="lower", aspect="auto", extent=extent)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz)")
+    ax.grid(False)
+    if fmax:
+        ax.set_ylim(0, fmax)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, label="dB")
+    return ax
+
+
+use_style()
