@@ -1,6 +1,6 @@
 """labutils: the helpers that every notebook of the series imports as ``lu``."""
 
-from labutils import audio, bench, course, data, device, plotting, training, widgets
+from labutils import audio, bench, course, data, device, plotting, runner, training, widgets
 from labutils.course import quick_mode, record
 from labutils.device import describe_device, get_device, seed_everything
 from labutils.plotting import plot_history, save_figure
@@ -20,6 +20,7 @@ __all__ = [
     "play",
     "plot_history",
     "plotting",
+    "runner",
     "quick_mode",
     "record",
     "save_figure",

@@ -1,0 +1,59 @@
+"""Command line: ``python -m labutils run ...`` (batch runs) and ``... sync`` (notebooks)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _run(args) -> int:
+    from labutils import runner
+    from labutils.plotting import figures_dir
+
+    if args.figures:
+        os.environ["LABUTILS_FIGURES"] = os.path.abspath(args.figures)
+    params = {name: runner.parse_value(value) for name, value in args.parameter}
+    out = args.out or os.path.join("runs", "full" if args.full else "quick")
+    rows = runner.run(args.notebooks, out, quick=not args.full, parameters=params,
+                      jobs=args.jobs, timeout=args.timeout)
+    print(runner.summary_markdown(rows, quick=not args.full))
+    print(f"Executed notebooks and summary.md / summary.json: {os.path.abspath(out)}")
+    print(f"Figures: {figures_dir()}")
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
+def _sync(args) -> int:
+    from labutils import notebooks
+
+    changed = notebooks.sync_all(strip=args.strip, check=args.check)
+    for path in changed:
+        print(f"{'would change' if args.check else 'updated'}: {path}")
+    return 1 if (args.check and changed) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labutils")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute notebooks with papermill and summarise them")
+    run.add_argument("notebooks", nargs="*", help="e.g. 00 06_ctc (default: all)")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="quick mode (the default)")
+    mode.add_argument("--full", action="store_true", help="full mode (QUICK=False)")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"), help="passed to papermill, e.g. -p SEED 1")
+    run.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time")
+    run.add_argument("--out", default=None, help="output folder (default runs/quick or runs/full)")
+    run.add_argument("--timeout", type=float, default=None, help="seconds per cell")
+    run.add_argument("--figures", default=None, help="figure folder (default figures/)")
+    run.set_defaults(func=_run)
+    sync = sub.add_parser("sync", help="write the setup cell and Colab badge into notebooks")
+    sync.add_argument("--strip", action="store_true", help="also clear outputs")
+    sync.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
+    sync.set_defaults(func=_sync)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
