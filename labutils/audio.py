@@ -82,7 +82,7 @@ def formant_filter(x, formants, sr: int, bandwidths=None) -> np.ndarray:
     then a first difference for radiation at the lips. Bandwidths default to 80 + 0.05 F."""
     y = np.asarray(x, dtype=float)
     bandwidths = bandwidths or [80.0 + 0.05 * f for f in formants]
-    for f, bw in zip(formants, bandwidths):
+    for f, bw in zip(formants, bandwidths, strict=True):
         if not 0 < f < sr / 2:
             raise ValueError(f"formant {f} Hz is outside (0, {sr / 2}) Hz")
         r = np.exp(-np.pi * bw / sr)

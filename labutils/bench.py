@@ -55,7 +55,7 @@ def compare(case: Case, warmup: int = 2, repeats: int = 11,
         else:
             ref.append(_timed(case.reference, timer))
             ours.append(_timed(case.ours, timer))
-    ratios = [a / b for a, b in zip(ours, ref) if b > 0]
+    ratios = [a / b for a, b in zip(ours, ref, strict=True) if b > 0]
     ratio = statistics.median(ratios) if ratios else float("nan")
     return {
         "name": case.name,

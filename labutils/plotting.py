@@ -71,7 +71,8 @@ def plot_history(history, keys: list[str] | None = None, axes=None, title: str =
     else:
         axes = np.atleast_1d(axes)
         fig = axes[0].figure
-    metric_label = others[0].split("_", 1)[-1] if len({k.split("_", 1)[-1] for k in others}) == 1 else "metric"
+    names = {k.split("_", 1)[-1] for k in others}
+    metric_label = names.pop() if len(names) == 1 else "metric"
     for ax, group, label in ((axes[0], losses, "loss"), (axes[-1], others, metric_label)):
         if not group or (group is others and len(axes) < 2):
             continue

@@ -159,7 +159,7 @@ def run(names: list[str] | None = None, out_dir: str | os.PathLike = "runs/quick
     else:
         context = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            rows = list(pool.map(run_one, *zip(*jobs_args)))
+            rows = list(pool.map(run_one, *zip(*jobs_args, strict=True)))
     (out_dir / "summary.json").write_text(
         json.dumps({"mode": "quick" if quick else "full", "notebooks": rows}, indent=2) + "\n"
     )

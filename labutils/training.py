@@ -55,6 +55,9 @@ class History:
     def __contains__(self, key: str) -> bool:
         return key in self.values
 
+    def __iter__(self):
+        return iter(self.values)
+
     def keys(self):
         return self.values.keys()
 
@@ -206,7 +209,7 @@ def fit(
             scheduler.step()
         history.append("seconds", time.perf_counter() - start)
         if monitor not in history:
-            raise KeyError(f"monitor={monitor!r} is not recorded; choose from {list(history.keys())}")
+            raise KeyError(f"monitor={monitor!r} is not recorded; choose from {list(history)}")
         value = history[monitor][-1]
         if (value < best_value) if mode == "min" else (value > best_value):
             best_value, history.best_epoch = value, epoch

@@ -63,7 +63,7 @@ def play(signals, sr: int, labels: Sequence[str] | None = None, common_scale: bo
         labels = labels or [f"signal {i + 1}" for i in range(len(signals))]
         if len(labels) != len(signals):
             raise ValueError(f"{len(signals)} signals but {len(labels)} labels")
-        items = {str(k): _as_signal(v) for k, v in zip(labels, signals)}
+        items = {str(k): _as_signal(v) for k, v in zip(labels, signals, strict=True)}
     else:
         items = {(labels or ["signal"])[0]: _as_signal(signals)}
     if not items:

@@ -1,0 +1,46 @@
+# Everything runs in a virtual environment in .venv, installed from constraints.txt.
+#   make run    set up, then run every notebook in quick mode and print the summary
+#   make test   set up, then ruff + unit tests + every notebook under nbval in quick mode
+#   make full   set up, then run every notebook in full mode (a GPU is advised)
+#   make lab    set up with JupyterLab and open it
+#   make bench  set up, then time the from-scratch kernels against the libraries
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: setup run test full lab bench lint sync clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(INSTALL) --editable ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/python -m labutils run --quick --out runs/quick
+
+full: setup
+	$(BIN)/python -m labutils run --full --out runs/full
+
+lint: setup
+	$(BIN)/ruff check labutils tests notebooks benchmarks
+	$(BIN)/python -m labutils sync --check
+
+test: lint
+	LABUTILS_QUICK=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+lab: setup
+	$(INSTALL) --editable ".[test,lab]"
+	$(BIN)/jupyter lab notebooks
+
+sync: setup
+	$(BIN)/python -m labutils sync --strip
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

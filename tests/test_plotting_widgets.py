@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+import torch
+
+import labutils as lu
+from labutils.training import History
+
+
+def test_save_figure_writes_a_png_into_the_figure_folder(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv("LABUTILS_FIGURES", str(tmp_path / "figs"))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = lu.save_figure(fig, "line")
+    plt.close(fig)
+    assert path == tmp_path / "figs" / "line.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["line.png"]
+    with pytest.raises(ValueError, match="plain file name"):
+        lu.save_figure(fig, "../elsewhere.png")
+
+
+def test_plot_history_draws_losses_and_metrics():
+    import matplotlib.pyplot as plt
+
+    h = History()
+    for loss, acc in [(1.0, 0.5), (0.5, 0.8), (0.4, 0.7)]:
+        h.append("train_loss", loss)
+        h.append("val_loss", loss + 0.1)
+        h.append("val_acc", acc)
+        h.append("seconds", 1.0)
+    h.best_epoch = 2
+    fig = lu.plot_history(h)
+    left, right = fig.axes
+    assert [line.get_label() for line in left.get_lines()[:2]] == ["train loss", "val loss"]
+    np.testing.assert_allclose(right.get_lines()[0].get_ydata(), [0.5, 0.8, 0.7])
+    assert right.get_ylabel() == "acc"
+    plt.close(fig)
+
+
+def test_play_renders_players_or_text():
+    x = np.sin(np.linspace(0, 100, 800))
+    players = lu.play({"clean": x, "noisy": torch.tensor(x * 2)}, sr=8000)
+    assert repr(players) == "<audio at 8000 Hz: clean (0.10 s), noisy (0.10 s)>"
+    html = players._repr_html_()
+    assert html.count("<audio") == 2 and "clean" in html and "noisy" in html
+    single = lu.play(x, 8000)
+    assert "signal (0.10 s)" in repr(single)
+
+
+def test_play_rejects_bad_signals():
+    with pytest.raises(ValueError, match="NaN"):
+        lu.play(np.array([0.0, np.nan]), 8000)
+    with pytest.raises(ValueError, match="one channel"):
+        lu.play(np.zeros((2, 10)), 8000)
+    with pytest.raises(ValueError, match="labels"):
+        lu.play([np.zeros(3), np.zeros(3)], 8000, labels=["a"])
+    with pytest.raises(ValueError, match="sample rate"):
+        lu.play(np.zeros(3), 0)
