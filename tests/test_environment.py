@@ -45,6 +45,6 @@ def test_constraints_pin_every_dependency_and_torch():
         if line and not line.startswith("#")
     )
     pins = {Requirement(k).name: v for k, v in pins.items()}
-    missing = set(_pyproject()) - set(pins) - {"jupyterlab"}
+    missing = set(_pyproject()) - set(pins)
     assert not missing, f"constraints.txt lacks {missing}"
     assert pins["torch"] == "2.13.0"
