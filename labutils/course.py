@@ -98,7 +98,7 @@ def _jsonable(value):
     return value
 
 
-def record(name: str, value, unit: str = "", note: str = "") -> dict:
+def record(name: str, value, unit: str = "", note: str = "") -> None:
     """Record one headline number of a notebook, e.g. ``record("test_cer", 0.004)``.
 
     It is shown in the notebook and carried in the cell's output under a dedicated MIME
@@ -114,9 +114,8 @@ def record(name: str, value, unit: str = "", note: str = "") -> dict:
         from IPython.display import display
     except ImportError:  # pragma: no cover - IPython is a dependency of ipywidgets
         print(text)
-        return metric
+        return
     if get_ipython() is None:
         print(text)
     else:
         display({"text/plain": text, METRIC_MIME: metric}, raw=True)
-    return metric

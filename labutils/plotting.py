@@ -46,16 +46,20 @@ def figures_dir() -> pathlib.Path:
     return pathlib.Path.cwd() / "figures"
 
 
-def save_figure(fig: mpl.figure.Figure, name: str) -> pathlib.Path:
-    """Save ``fig`` as ``figures/<name>`` (PNG unless ``name`` has a suffix); return the path."""
+def figure_path(name: str) -> pathlib.Path:
+    """Where :func:`save_figure` puts ``name`` (PNG unless ``name`` has a suffix)."""
     if not name or pathlib.Path(name).name != name:
         raise ValueError(f"figure name {name!r} must be a plain file name like 'ctc_lattice.png'")
-    path = figures_dir() / (name if pathlib.Path(name).suffix else f"{name}.png")
+    return figures_dir() / (name if pathlib.Path(name).suffix else f"{name}.png")
+
+
+def save_figure(fig: mpl.figure.Figure, name: str) -> None:
+    """Save ``fig`` as ``figures/<name>`` (see :func:`figure_path`), atomically."""
+    path = figure_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
     fig.savefig(tmp, metadata={"Software": None} if path.suffix == ".png" else None)
     os.replace(tmp, path)
-    return path
 
 
 def plot_history(history, keys: list[str] | None = None, axes=None, title: str = ""):

@@ -112,3 +112,20 @@ def test_repository_address_is_defined_in_one_place():
 def test_no_large_data_files_in_the_repository():
     data = [p for p in _repository_files() if p.suffix.lower() in DATA_SUFFIXES]
     assert sum(p.stat().st_size for p in data) < 1_000_000, data
+
+
+def test_sync_writes_badge_and_setup_cell_and_strips_outputs(tmp_path):
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    run = new_code_cell("print(1)", execution_count=3, outputs=[new_output("stream", text="1")])
+    nb = new_notebook(cells=[new_markdown_cell("# 07 · Title\nText"),
+                             new_code_cell("# Setup (old)\nimport os"), run])
+    path = tmp_path / "07_wav2vec.ipynb"
+    nbformat.write(nb, path)
+    text = notebooks.synced(path, strip=True)
+    synced = nbformat.reads(text, as_version=4)
+    assert synced.cells[0].source == f"# 07 · Title\n\n{colab_badge('07_wav2vec')}\nText"
+    assert synced.cells[1].source == SETUP_CELL
+    assert synced.cells[2].outputs == [] and synced.cells[2].execution_count is None
+    path.write_text(text)
+    assert notebooks.synced(path, strip=True) is None

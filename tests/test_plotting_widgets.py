@@ -12,9 +12,10 @@ def test_save_figure_writes_a_png_into_the_figure_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("LABUTILS_FIGURES", str(tmp_path / "figs"))
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
-    path = lu.save_figure(fig, "line")
+    lu.save_figure(fig, "line")
     plt.close(fig)
-    assert path == tmp_path / "figs" / "line.png"
+    path = tmp_path / "figs" / "line.png"
+    assert lu.plotting.figure_path("line") == path
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["line.png"]
     with pytest.raises(ValueError, match="plain file name"):

@@ -91,7 +91,7 @@ def test_custom_step_metrics_and_scheduler():
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     history = lu.fit(model, DataLoader(TensorDataset(X, lengths, labels), batch_size=16),
-                     epochs=3, step=step, optimizer=optimizer, scheduler=scheduler,
+                     epochs=3, step=step, optimizer=optimizer, scheduler=scheduler, live_plot=True,
                      metrics={"acc": lambda out, t: (out.argmax(1) == t).float().mean()})
     assert history["lr"] == [1.0, 0.5, 0.25]
     assert all(0.0 <= a <= 1.0 for a in history["train_acc"]) and set(seen) == {5}
