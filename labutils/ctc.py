@@ -149,7 +149,8 @@ def _backward(log_probs, ext, skip, input_lengths, target_lengths):
     is the probability mass of all the paths through state s at frame t."""
     T, N, S = log_probs.shape[0], *ext.shape
     final = _final_states(target_lengths, S, log_probs.dtype)
-    skip_next = torch.cat([skip[:, 2:], skip.new_full((N, 2), NEG_INF)], 1)  # s -> s + 2
+    skip_next = skip.new_full((N, S), NEG_INF)  # whether s -> s + 2 is allowed
+    skip_next[:, :-2] = skip[:, 2:]
     future = log_probs.new_full((N, S + 2), NEG_INF)  # beta_{t+1}(s') + log y_{t+1}(l'_s')
     ends = {int(x) - 1 for x in input_lengths.tolist()}
     beta = final
@@ -337,8 +338,9 @@ def prefix_beam_search(log_probs: torch.Tensor, beam_size: int, blank: int = 0):
                 # a repeated label only extends the prefix after a blank
                 source = pb if prefix and c == prefix[-1] else total
                 longer[1] = np.logaddexp(longer[1], source + lp[t, c])
-        ranked = sorted(nxt.items(), key=lambda kv: -np.logaddexp(*kv[1]))
-        beams = {k: tuple(v) for k, v in ranked[:beam_size]}
+        scored = [(np.logaddexp(*v), k, v) for k, v in nxt.items()]
+        ranked = sorted((x for x in scored if x[0] > NEG_INF), key=lambda x: -x[0])
+        beams = {k: tuple(v) for _, k, v in ranked[:beam_size]}
     return [(list(k), float(np.logaddexp(*v))) for k, v in beams.items()]
 
 
