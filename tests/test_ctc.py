@@ -163,8 +163,8 @@ def test_alpha_beta_lattice_and_brute_force():
     torch.testing.assert_close(torch.logsumexp(alpha + beta, 1), (-nll).expand(6))
     brute = ctc.label_sequence_log_probs(lp)
     assert math.isclose(brute[tuple(target)], -nll.item(), rel_tol=1e-12)
-    torch.testing.assert_close(torch.logsumexp(torch.tensor(list(brute.values()), dtype=torch.float64), 0),
-                               torch.tensor(0.0, dtype=torch.float64))
+    every = torch.tensor(list(brute.values()), dtype=torch.float64)
+    torch.testing.assert_close(torch.logsumexp(every, 0), torch.tensor(0.0, dtype=every.dtype))
     torch.testing.assert_close(
         nll, F.ctc_loss(lp, torch.tensor(target), torch.tensor(6), torch.tensor(3),
                         reduction="sum"))
@@ -230,7 +230,7 @@ def test_decoder_arguments_are_checked():
 # ------------------------------------------------------------------ error rates
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _levenshtein(a: tuple, b: tuple) -> int:
     """The textbook recursive definition, as an independent reference."""
     if not a or not b:
