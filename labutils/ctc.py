@@ -413,17 +413,13 @@ def corpus_cer(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> float:
 
 
 def he_init(module: nn.Module) -> nn.Module:
-    """He (Kaiming) normal initialisation of every Linear and Conv1d weight, zero biases;
-    LSTM input-hidden weights likewise. Returns the module."""
+    """He (Kaiming) normal initialisation of every Linear and Conv1d weight, zero biases
+    (recurrent layers keep their own initialisation). Returns the module."""
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv1d)):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LSTM):
-            for name, p in m.named_parameters():
-                if name.startswith("weight_ih"):
-                    nn.init.kaiming_normal_(p, nonlinearity="relu")
     return module
 
 
