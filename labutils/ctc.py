@@ -1,0 +1,484 @@
+"""Connectionist temporal classification (Graves et al., 2006; Graves 2012, ch. 7).
+
+The loss, written as log-space forward (alpha) and backward (beta) recursions over the
+blank-extended label sequence with a hand-written gradient, the two decoders (greedy and
+prefix beam search), edit distance and the character error rate, and the small models and
+training step the CTC notebooks share.
+
+Shapes follow ``torch.nn.functional.ctc_loss``: ``T`` frames, ``N`` sequences, ``C``
+classes (blank included), ``S`` the longest target, ``S' = 2 S + 1`` extended states.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+NEG_INF = float("-inf")
+_LOG2E = math.log2(math.e)
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _lengths(value, n: int, name: str, device) -> torch.Tensor:
+    """``value`` (a tensor, a sequence or an int) as a (N,) long tensor."""
+    t = torch.as_tensor(value, device=device).reshape(-1).long()
+    if t.numel() != n:
+        raise ValueError(f"{name} has {t.numel()} entries; it needs one per sequence ({n})")
+    if n and int(t.min()) < 0:
+        raise ValueError(f"{name} must be non-negative, got {t.tolist()}")
+    return t
+
+
+def _padded_targets(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+    """Targets as a padded (N, S) long tensor, from the padded or the concatenated form."""
+    n = target_lengths.numel()
+    longest = int(target_lengths.max()) if n else 0
+    if targets.dim() == 2:
+        if targets.shape[0] != n:
+            raise ValueError(f"padded targets have {targets.shape[0]} rows for {n} sequences")
+        if targets.shape[1] < longest:
+            raise ValueError(
+                f"padded targets have {targets.shape[1]} columns but a target length is "
+                f"{longest}; pad every target to at least the longest one"
+            )
+        return targets.long()
+    if targets.dim() != 1:
+        raise ValueError("targets must be (N, S) padded or 1-D concatenated, "
+                         f"got shape {tuple(targets.shape)}")
+    total = int(target_lengths.sum())
+    if targets.numel() != total:
+        raise ValueError(f"concatenated targets have {targets.numel()} labels but the "
+                         f"target lengths add up to {total}")
+    starts = torch.cumsum(target_lengths, 0) - target_lengths
+    index = starts[:, None] + torch.arange(longest, device=targets.device)
+    inside = torch.arange(longest, device=targets.device) < target_lengths[:, None]
+    flat = targets.long()
+    if total == 0:
+        return torch.zeros(n, longest, dtype=torch.long, device=targets.device)
+    return torch.where(inside, flat[index.clamp(max=total - 1)], 0)
+
+
+def _prepare(log_probs, targets, input_lengths, target_lengths, blank):
+    """Check the arguments of :func:`ctc_loss`; return them batched and padded."""
+    if not torch.is_tensor(log_probs) or not log_probs.is_floating_point():
+        raise TypeError("log_probs must be a floating-point tensor of shape (T, N, C)")
+    batched = log_probs.dim() == 3
+    if log_probs.dim() == 2:  # one unbatched sequence (T, C), as torch accepts
+        log_probs = log_probs.unsqueeze(1)
+        targets = torch.as_tensor(targets).reshape(1, -1)
+    elif log_probs.dim() != 3:
+        raise ValueError(f"log_probs must be (T, N, C), got shape {tuple(log_probs.shape)}")
+    T, N, C = log_probs.shape
+    if not 0 <= blank < C:
+        raise ValueError(f"blank={blank} is not a class index in [0, {C})")
+    device = log_probs.device
+    targets = torch.as_tensor(targets, device=device)
+    input_lengths = _lengths(input_lengths, N, "input_lengths", device)
+    target_lengths = _lengths(target_lengths, N, "target_lengths", device)
+    if N and int(input_lengths.max()) > T:
+        raise ValueError(f"input_lengths must be at most T={T}, got {input_lengths.tolist()}")
+    padded = _padded_targets(targets, target_lengths)
+    inside = torch.arange(padded.shape[1], device=device) < target_lengths[:, None]
+    used = padded[inside]
+    if used.numel() and (int(used.min()) < 0 or int(used.max()) >= C):
+        raise ValueError(f"target labels must lie in [0, {C}), got {used.min()}..{used.max()}")
+    if bool((used == blank).any()):
+        raise ValueError(f"a target contains the blank label {blank}; targets hold only "
+                         "real labels (pad after the target length instead)")
+    padded = torch.where(inside, padded, blank)
+    return log_probs, padded, input_lengths, target_lengths, batched
+
+
+def extend_targets(targets: torch.Tensor, blank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The blank-extended label sequences l' and where the skip transition is allowed.
+
+    ``targets`` (N, S) -> ``ext`` (N, 2S+1) with a blank before, between and after the
+    labels, and ``skip`` (N, 2S+1) bool: True where state s may be entered from s - 2
+    (s holds a label that differs from the label two states back).
+    """
+    n, s = targets.shape
+    ext = targets.new_full((n, 2 * s + 1), blank)
+    ext[:, 1::2] = targets
+    skip = torch.zeros_like(ext, dtype=torch.bool)
+    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    return ext, skip
+
+
+# --------------------------------------------------------------- forward and backward
+
+
+def _emission(log_probs: torch.Tensor, ext: torch.Tensor, t: int) -> torch.Tensor:
+    """log y_t(l'_s) for every state s: (N, S'), gathered one frame at a time."""
+    return log_probs[t].gather(1, ext)
+
+
+def _forward(log_probs: torch.Tensor, ext: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """log alpha (T, N, S') from log_probs (T, N, C), the extended labels ``ext`` (N, S')
+    and the additive skip mask (N, S') (0 where s - 2 -> s is allowed, -inf elsewhere)."""
+    T, N, S = log_probs.shape[0], *ext.shape
+    alpha = log_probs.new_empty((T, N, S + 2))
+    alpha[:, :, :2] = NEG_INF  # two -inf columns stand for the states s - 1, s - 2 < 0
+    alpha[0, :, 2:] = NEG_INF
+    alpha[0, :, 2:4] = _emission(log_probs, ext, 0)[:, :2]  # start in blank or label 1
+    for t in range(1, T):
+        prev = alpha[t - 1]
+        paths = torch.logaddexp(prev[:, 2:], prev[:, 1:-1])        # stay, or step by one
+        paths = torch.logaddexp(paths, prev[:, :-2] + skip)        # or skip a blank
+        torch.add(paths, _emission(log_probs, ext, t), out=alpha[t, :, 2:])
+    return alpha[:, :, 2:]
+
+
+def _final_states(target_lengths: torch.Tensor, states: int, dtype) -> torch.Tensor:
+    """(N, S') additive mask: 0 on the last blank and the last label, -inf elsewhere."""
+    s = torch.arange(states, device=target_lengths.device)
+    last = 2 * target_lengths[:, None]
+    return torch.where((s == last) | (s == last - 1), 0.0, NEG_INF).to(dtype)
+
+
+def _backward(log_probs, ext, skip, input_lengths, target_lengths):
+    """Yield ``(t, log beta_t)`` for t = T-1 down to 0, each (N, S'): beta_t(s) is the
+    probability of the frames after t given state s at t, so that alpha_t(s) beta_t(s)
+    is the probability mass of all the paths through state s at frame t."""
+    T, N, S = log_probs.shape[0], *ext.shape
+    final = _final_states(target_lengths, S, log_probs.dtype)
+    skip_next = skip.new_full((N, S), NEG_INF)  # whether s -> s + 2 is allowed
+    skip_next[:, :-2] = skip[:, 2:]
+    future = log_probs.new_full((N, S + 2), NEG_INF)  # beta_{t+1}(s') + log y_{t+1}(l'_s')
+    ends = {int(x) - 1 for x in input_lengths.tolist()}
+    beta = final
+    yield T - 1, beta
+    for t in range(T - 2, -1, -1):
+        torch.add(beta, _emission(log_probs, ext, t + 1), out=future[:, :S])
+        beta = torch.logaddexp(future[:, :S], future[:, 1:-1])
+        beta = torch.logaddexp(beta, future[:, 2:] + skip_next)
+        if t in ends:  # sequences whose last frame is t start here
+            beta = torch.where((input_lengths - 1 == t)[:, None], final, beta)
+        yield t, beta
+
+
+def _nll(alpha, input_lengths, target_lengths) -> torch.Tensor:
+    """-log p(l | x) (N,): alpha at each sequence's last frame, in its last blank or its
+    last label."""
+    T, N, S = alpha.shape
+    last = alpha[(input_lengths - 1).clamp(min=0), torch.arange(N, device=alpha.device)]
+    end = (2 * target_lengths)[:, None]
+    logp = torch.logaddexp(last.gather(1, end), last.gather(1, (end - 1).clamp(min=0)))
+    logp = torch.where(target_lengths[:, None] == 0, last[:, :1], logp)[:, 0]
+    empty = input_lengths == 0  # no frames: only the empty target is possible
+    return torch.where(empty, torch.where(target_lengths == 0, 0.0, math.inf).to(logp),
+                       -logp)
+
+
+def _exp(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """exp(x) as 2^(x log2 e). On the CPU torch.exp goes through a multi-threaded vector
+    library even for tiny tensors, which stalls on a busy machine; exp2 does not."""
+    return torch.mul(x, _LOG2E, out=out).exp2_()
+
+
+def _skip_mask(skip, dtype):
+    return torch.where(skip, 0.0, NEG_INF).to(dtype)
+
+
+def ctc_alpha_beta(log_probs, targets, input_lengths, target_lengths, blank: int = 0):
+    """The CTC lattice: ``(log_alpha, log_beta, nll)``, for plotting and teaching.
+
+    log_alpha, log_beta: (T, N, 2S+1) (or (T, 2S+1) for an unbatched (T, C) input);
+    nll: (N,) = -log p(l | x). alpha includes frame t's output, beta only the later
+    frames, so for every frame t < T_n,
+    logsumexp_s(log_alpha[t, n] + log_beta[t, n]) = -nll[n].
+    """
+    log_probs, padded, input_lengths, target_lengths, batched = _prepare(
+        log_probs, targets, input_lengths, target_lengths, blank)
+    with torch.no_grad():
+        ext, skip = extend_targets(padded, blank)
+        mask = _skip_mask(skip, log_probs.dtype)
+        alpha = _forward(log_probs, ext, mask)
+        beta = torch.empty_like(alpha)
+        for t, beta_t in _backward(log_probs, ext, mask, input_lengths, target_lengths):
+            beta[t] = beta_t
+        nll = _nll(alpha, input_lengths, target_lengths)
+    if not batched:
+        return alpha[:, 0], beta[:, 0], nll[0]
+    return alpha, beta, nll
+
+
+class _CTCFunction(torch.autograd.Function):
+    """-log p(l | x) per sequence, with the gradient formed from alpha and beta."""
+
+    @staticmethod
+    def forward(ctx, log_probs, ext, skip, input_lengths, target_lengths, zero_infinity):
+        alpha = _forward(log_probs, ext, skip)
+        nll = _nll(alpha, input_lengths, target_lengths)
+        ctx.save_for_backward(log_probs, ext, skip, alpha, nll, input_lengths, target_lengths)
+        ctx.zero_infinity = zero_infinity
+        return nll
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_nll):
+        log_probs, ext, skip, alpha, nll, input_lengths, target_lengths = ctx.saved_tensors
+        grad = torch.empty_like(log_probs)
+        scale = grad_nll[:, None]
+        first_end = int(input_lengths.min()) if input_lengths.numel() else 0
+        for t, beta in _backward(log_probs, ext, skip, input_lengths, target_lengths):
+            # gamma_t(s) = alpha_t(s) beta_t(s) / p(l | x): the probability of state s at t
+            gamma = _exp((alpha[t] + beta).add_(nll[:, None]))
+            # torch's convention: the gradient w.r.t. the logits under a log_softmax,
+            # softmax minus the occupation of each class (its states' gammas summed)
+            _exp(log_probs[t], out=grad[t]).scatter_add_(1, ext, gamma.neg_()).mul_(scale)
+            if t >= first_end:  # frames past a sequence's end get no gradient
+                grad[t] = torch.where((t < input_lengths)[:, None], grad[t], 0.0)
+        impossible = torch.isinf(nll)
+        if bool(impossible.any()):  # torch: NaN in its frames, or 0 with zero_infinity
+            inside = torch.arange(grad.shape[0], device=grad.device)[:, None] < input_lengths
+            rows = impossible.expand_as(inside) if ctx.zero_infinity else inside & impossible
+            grad[rows] = 0.0 if ctx.zero_infinity else math.nan
+        return grad, None, None, None, None, None
+
+
+def ctc_loss(log_probs: torch.Tensor, targets, input_lengths, target_lengths,
+             blank: int = 0, reduction: str = "mean", zero_infinity: bool = False):
+    """The CTC loss, with the contract of ``torch.nn.functional.ctc_loss``.
+
+    log_probs: (T, N, C) log-softmax outputs (or (T, C) for one sequence);
+    targets: (N, S) padded or 1-D concatenated labels (never ``blank``);
+    input_lengths, target_lengths: (N,). ``reduction``: "none" gives (N,) losses, "sum"
+    their sum, "mean" the mean of each loss divided by its target length (at least 1).
+    An impossible alignment gives inf (0 with ``zero_infinity``). The gradient is the
+    one torch returns: softmax minus state occupancy, i.e. assuming log_softmax inputs.
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    log_probs, padded, input_lengths, target_lengths, batched = _prepare(
+        log_probs, targets, input_lengths, target_lengths, blank)
+    ext, skip = extend_targets(padded, blank)
+    nll = _CTCFunction.apply(log_probs, ext, _skip_mask(skip, log_probs.dtype),
+                             input_lengths, target_lengths, zero_infinity)
+    if zero_infinity:
+        nll = torch.where(torch.isinf(nll), 0.0, nll)
+    if reduction == "sum":
+        return nll.sum()
+    if reduction == "mean":
+        return (nll / target_lengths.clamp(min=1).to(nll.dtype)).mean()
+    return nll if batched else nll[0]
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def collapse(path: Sequence[int], blank: int = 0) -> list[int]:
+    """The CTC map B: merge repeated labels, then drop blanks ([1,1,0,1,2,2] -> [1,1,2])."""
+    return [int(k) for k, _ in itertools.groupby(path) if k != blank]
+
+
+def _batched(log_probs: torch.Tensor) -> torch.Tensor:
+    if log_probs.dim() == 2:
+        return log_probs.unsqueeze(1)
+    if log_probs.dim() != 3:
+        raise ValueError(f"log_probs must be (T, N, C) or (T, C), got {tuple(log_probs.shape)}")
+    return log_probs
+
+
+def greedy_decode(log_probs: torch.Tensor, input_lengths=None, blank: int = 0):
+    """Best-path decoding: the most probable class in each frame, then :func:`collapse`.
+
+    log_probs: (T, N, C) or (T, C); input_lengths: (N,) or None for all T frames.
+    Returns ``(sequences, scores)``: N label lists and the (N,) log probability of each
+    best path (a lower bound on the probability of its label sequence).
+    """
+    lp = _batched(log_probs).detach()
+    T, N, _ = lp.shape
+    lengths = [T] * N if input_lengths is None else _lengths(input_lengths, N,
+                                                            "input_lengths", "cpu").tolist()
+    best, index = lp.max(-1)
+    inside = torch.arange(T, device=lp.device)[:, None] < torch.tensor(lengths, device=lp.device)
+    scores = torch.where(inside, best, 0.0).sum(0)
+    keep = (index != blank) & inside
+    keep[1:] &= index[1:] != index[:-1]
+    index, keep = index.T.cpu(), keep.T.cpu()
+    return [index[n][keep[n]].tolist() for n in range(N)], scores
+
+
+def prefix_beam_search(log_probs: torch.Tensor, beam_size: int, blank: int = 0):
+    """Prefix beam search over one sequence's log_probs (T, C).
+
+    Each kept prefix carries two log probabilities, of the paths so far that collapse to
+    it and end in a blank or in its last label; a prefix's score is their sum, summed over
+    all its alignments (unlike the single best path of greedy decoding). Returns the
+    ``beam_size`` best ``(labels, log_prob)`` pairs, best first.
+    """
+    if log_probs.dim() != 2:
+        raise ValueError(f"prefix_beam_search takes one sequence (T, C), got "
+                         f"{tuple(log_probs.shape)}; loop over the batch")
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+    lp = log_probs.detach().double().cpu().numpy()
+    T, C = lp.shape
+    beams = {(): (0.0, NEG_INF)}  # prefix -> (log p ending in blank, ending in a label)
+    for t in range(T):
+        nxt: dict[tuple, list] = {}
+        for prefix, (pb, pl) in beams.items():
+            total = np.logaddexp(pb, pl)
+            entry = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
+            entry[0] = np.logaddexp(entry[0], total + lp[t, blank])
+            if prefix:  # the last label repeated, no blank in between: the same prefix
+                entry[1] = np.logaddexp(entry[1], pl + lp[t, prefix[-1]])
+            for c in range(C):
+                if c == blank:
+                    continue
+                longer = nxt.setdefault(prefix + (c,), [NEG_INF, NEG_INF])
+                # a repeated label only extends the prefix after a blank
+                source = pb if prefix and c == prefix[-1] else total
+                longer[1] = np.logaddexp(longer[1], source + lp[t, c])
+        scored = [(np.logaddexp(*v), k, v) for k, v in nxt.items()]
+        ranked = sorted((x for x in scored if x[0] > NEG_INF), key=lambda x: -x[0])
+        beams = {k: tuple(v) for _, k, v in ranked[:beam_size]}
+    return [(list(k), float(np.logaddexp(*v))) for k, v in beams.items()]
+
+
+def label_sequence_log_probs(log_probs: torch.Tensor, blank: int = 0,
+                             max_paths: int = 2_000_000) -> dict[tuple, float]:
+    """Brute force: log p(l | x) of every label sequence l, by enumerating all C^T paths
+    of one sequence's log_probs (T, C) and summing those that collapse to l."""
+    lp = log_probs.detach().double().cpu().numpy()
+    T, C = lp.shape
+    if C**T > max_paths:
+        raise ValueError(f"{C}^{T} paths is too many to enumerate; use T and C with "
+                         f"C**T <= {max_paths}")
+    totals: dict[tuple, float] = {}
+    for path in itertools.product(range(C), repeat=T):
+        score = lp[np.arange(T), path].sum()
+        label = tuple(collapse(path, blank))
+        totals[label] = float(np.logaddexp(totals.get(label, NEG_INF), score))
+    return totals
+
+
+# ----------------------------------------------------------------------- error rates
+
+
+def edit_distance(ref: Sequence, hyp: Sequence) -> tuple[int, int, int]:
+    """Levenshtein alignment of ``hyp`` to ``ref``: ``(substitutions, deletions,
+    insertions)`` of a minimum-cost alignment (ties prefer substitutions, then
+    deletions)."""
+    ref, hyp = list(ref), list(hyp)
+    # row[j] = (cost, S, D, I) for ref[:i] against hyp[:j]
+    row = [(j, 0, 0, j) for j in range(len(hyp) + 1)]
+    for i in range(1, len(ref) + 1):
+        new = [(i, 0, i, 0)]
+        for j in range(1, len(hyp) + 1):
+            c, s, d, n = row[j - 1]
+            miss = ref[i - 1] != hyp[j - 1]
+            diag = (c + miss, s + miss, d, n)
+            c, s, d, n = row[j]
+            up = (c + 1, s, d + 1, n)
+            c, s, d, n = new[j - 1]
+            left = (c + 1, s, d, n + 1)
+            new.append(min((diag, up, left), key=lambda x: x[0]))
+        row = new
+    return row[-1][1:]
+
+
+def cer(ref: Sequence, hyp: Sequence) -> float:
+    """Character (label) error rate (S + D + I) / len(ref).
+
+    An empty reference has no characters to get wrong: the rate is 0 when ``hyp`` is
+    empty too and ``inf`` otherwise (every label of ``hyp`` is an insertion).
+    """
+    errors = sum(edit_distance(ref, hyp))
+    if len(ref) == 0:
+        return 0.0 if errors == 0 else math.inf
+    return errors / len(ref)
+
+
+def corpus_cer(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> float:
+    """The error rate of a set: total edits over total reference length."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    length = sum(len(r) for r in refs)
+    errors = sum(sum(edit_distance(r, h)) for r, h in zip(refs, hyps, strict=True))
+    if length == 0:
+        return 0.0 if errors == 0 else math.inf
+    return errors / length
+
+
+# ------------------------------------------------------------------ models and training
+
+
+def he_init(module: nn.Module) -> nn.Module:
+    """He (Kaiming) normal initialisation of every Linear and Conv1d weight, zero biases
+    (recurrent layers keep their own initialisation). Returns the module."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
+
+
+class ConvCTC(nn.Module):
+    """A stack of same-length 1-D convolutions with ReLU and a linear read-out per frame.
+
+    (N, features, T) -> logits (N, T, classes); ``classes`` includes the blank.
+    """
+
+    def __init__(self, features: int, classes: int, channels: int = 32, layers: int = 4,
+                 kernel: int = 5):
+        super().__init__()
+        blocks, width = [], features
+        for _ in range(layers):
+            blocks += [nn.Conv1d(width, channels, kernel, padding=kernel // 2), nn.ReLU()]
+            width = channels
+        self.body = nn.Sequential(*blocks)
+        self.head = nn.Linear(channels, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).transpose(1, 2))
+
+
+class BiLSTMCTC(nn.Module):
+    """One bidirectional LSTM layer and a linear read-out per frame, as in Graves (2006).
+
+    (N, features, T) -> logits (N, T, classes).
+    """
+
+    def __init__(self, features: int, classes: int, hidden: int = 64, layers: int = 1):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, layers, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lstm(x.transpose(1, 2))[0])
+
+
+def ctc_step(blank: int = 0, loss=ctc_loss):
+    """A ``step`` for ``lu.fit`` on batches ``(x, targets, target_lengths)``: the model
+    maps x (N, F, T) to logits (N, T, C). It returns ``(loss, out, target)`` with
+    ``out = (log_probs (T, N, C), input_lengths)`` and ``target = (targets,
+    target_lengths)``, the arguments :func:`greedy_cer` takes."""
+
+    def step(model, batch):
+        x, targets, target_lengths = batch
+        log_probs = model(x).log_softmax(-1).transpose(0, 1)
+        input_lengths = torch.full((x.shape[0],), log_probs.shape[0], dtype=torch.long,
+                                   device=log_probs.device)
+        value = loss(log_probs, targets, input_lengths, target_lengths, blank=blank)
+        return value, (log_probs, input_lengths), (targets, target_lengths)
+
+    return step
+
+
+def greedy_cer(out, target, blank: int = 0) -> float:
+    """Corpus CER of greedy decoding, for ``lu.fit(metrics={"cer": greedy_cer})``."""
+    log_probs, input_lengths = out
+    targets, target_lengths = target
+    hyps, _ = greedy_decode(log_probs, input_lengths, blank)
+    refs = [t[:n].tolist() for t, n in zip(targets.cpu(), target_lengths.cpu(), strict=True)]
+    return corpus_cer(refs, hyps)

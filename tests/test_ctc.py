@@ -1,0 +1,290 @@
+"""labutils.ctc against torch's ctc_loss, brute-force enumeration and hand-worked cases."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labutils import ctc
+
+REDUCTIONS = ["none", "sum", "mean"]
+
+
+def _both(logits, targets, input_lengths, target_lengths, **kw):
+    """Loss and gradient w.r.t. the logits (through log_softmax) for ours and torch's."""
+    out = []
+    for fn in (ctc.ctc_loss, F.ctc_loss):
+        x = logits.detach().clone().requires_grad_()
+        loss = fn(x.log_softmax(-1), targets, input_lengths, target_lengths, **kw)
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+        out.append((loss.detach(), grad))
+    return out
+
+
+def _assert_match(logits, targets, input_lengths, target_lengths, **kw):
+    (ours, g_ours), (ref, g_ref) = _both(logits, targets, input_lengths, target_lengths, **kw)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-10, equal_nan=True)
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-9, atol=1e-10, equal_nan=True)
+
+
+@st.composite
+def ctc_problems(draw):
+    T = draw(st.integers(1, 12))
+    N = draw(st.integers(1, 4))
+    C = draw(st.integers(2, 6))
+    S = draw(st.integers(0, 5))
+    blank = draw(st.integers(0, C - 1))
+    seed = draw(st.integers(0, 2**16))
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(T, N, C, generator=gen, dtype=torch.float64) * 2
+    labels = [c for c in range(C) if c != blank]
+    targets = torch.tensor(labels)[torch.randint(len(labels), (N, S), generator=gen)]
+    target_lengths = torch.randint(0, S + 1, (N,), generator=gen)
+    input_lengths = torch.randint(0, T + 1, (N,), generator=gen)
+    input_lengths[0] = T  # torch needs one full-length sequence in the batch
+    return logits, targets, input_lengths, target_lengths, blank
+
+
+@settings(max_examples=60, deadline=None)
+@given(ctc_problems(), st.sampled_from(REDUCTIONS), st.booleans())
+def test_loss_and_gradient_match_torch(problem, reduction, zero_infinity):
+    logits, targets, input_lengths, target_lengths, blank = problem
+    _assert_match(logits, targets, input_lengths, target_lengths, blank=blank,
+                  reduction=reduction, zero_infinity=zero_infinity)
+
+
+@settings(max_examples=30, deadline=None)
+@given(ctc_problems(), st.sampled_from(REDUCTIONS))
+def test_concatenated_targets_match_padded(problem, reduction):
+    logits, targets, input_lengths, target_lengths, blank = problem
+    flat = torch.cat([t[:n] for t, n in zip(targets, target_lengths, strict=True)])
+    _assert_match(logits, flat, input_lengths, target_lengths, blank=blank,
+                  reduction=reduction, zero_infinity=True)
+    torch.testing.assert_close(
+        ctc.ctc_loss(logits.log_softmax(-1), flat, input_lengths, target_lengths,
+                     blank=blank, reduction=reduction, zero_infinity=True),
+        ctc.ctc_loss(logits.log_softmax(-1), targets, input_lengths, target_lengths,
+                     blank=blank, reduction=reduction, zero_infinity=True))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("zero_infinity", [False, True])
+def test_edge_cases_match_torch(reduction, zero_infinity):
+    """Repeats that need a blank, empty targets, the minimum length, impossible ones."""
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(6, 7, 4, generator=gen, dtype=torch.float64)
+    targets = torch.tensor([[1, 1, 2], [1, 1, 0], [2, 3, 0], [0, 0, 0], [1, 1, 1],
+                            [3, 0, 0], [1, 2, 1]])
+    target_lengths = torch.tensor([3, 2, 2, 0, 3, 1, 3])
+    # 1 1 2 needs 4 frames (a blank between the 1s): 4 is the minimum; 1 1 needs 3 > 2;
+    # 1 1 1 needs 5; a single label needs one frame; an empty target fits in any length
+    input_lengths = torch.tensor([4, 2, 6, 3, 5, 1, 6])
+    _assert_match(logits, targets, input_lengths, target_lengths, reduction=reduction,
+                  zero_infinity=zero_infinity)
+    losses = ctc.ctc_loss(logits.log_softmax(-1), targets, input_lengths, target_lengths,
+                          reduction="none", zero_infinity=zero_infinity)
+    assert torch.isfinite(losses).tolist() == [True, zero_infinity, True, True, True,
+                                              True, True]
+
+
+def test_empty_target_is_all_blanks():
+    log_probs = torch.randn(5, 1, 3, dtype=torch.float64).log_softmax(-1)
+    loss = ctc.ctc_loss(log_probs, torch.zeros(1, 0, dtype=torch.long), [5], [0],
+                        reduction="sum")
+    torch.testing.assert_close(loss, -log_probs[:, 0, 0].sum())
+
+
+def test_float32_and_unbatched_input():
+    gen = torch.Generator().manual_seed(2)
+    logits = torch.randn(30, 5, 8, generator=gen)
+    targets = torch.randint(1, 8, (5, 10), generator=gen)
+    lengths = ([30, 25, 30, 20, 12], [10, 7, 3, 9, 4])
+    for reduction in REDUCTIONS:
+        (ours, g_ours), (ref, g_ref) = _both(logits, targets, *lengths, reduction=reduction)
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(g_ours, g_ref, rtol=1e-4, atol=1e-5)
+    lp = logits[:, 0].log_softmax(-1)
+    torch.testing.assert_close(
+        ctc.ctc_loss(lp, targets[0], 30, 10, reduction="none"),
+        F.ctc_loss(lp, targets[0], torch.tensor(30), torch.tensor(10), reduction="none"))
+
+
+def test_nonzero_blank():
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(9, 3, 5, generator=gen, dtype=torch.float64)
+    targets = torch.randint(0, 4, (3, 4), generator=gen)  # the blank is class 4
+    _assert_match(logits, targets, [9, 8, 9], [4, 2, 3], blank=4)
+
+
+def test_bad_input_is_refused():
+    lp = torch.randn(5, 2, 4).log_softmax(-1)
+    targets = torch.tensor([[1, 2], [3, 1]])
+    with pytest.raises(ValueError, match="blank"):
+        ctc.ctc_loss(lp, torch.tensor([[0, 2], [3, 1]]), [5, 5], [2, 2])
+    with pytest.raises(ValueError, match="at most T"):
+        ctc.ctc_loss(lp, targets, [6, 5], [2, 2])
+    with pytest.raises(ValueError, match="reduction"):
+        ctc.ctc_loss(lp, targets, [5, 5], [2, 2], reduction="avg")
+    with pytest.raises(ValueError, match="columns"):
+        ctc.ctc_loss(lp, targets, [5, 5], [3, 2])
+    with pytest.raises(ValueError, match="add up"):
+        ctc.ctc_loss(lp, torch.tensor([1, 2, 3]), [5, 5], [2, 2])
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        ctc.ctc_loss(lp, torch.tensor([[1, 7], [3, 1]]), [5, 5], [2, 2])
+    with pytest.raises(ValueError, match="one per sequence"):
+        ctc.ctc_loss(lp, targets, [5], [2, 2])
+
+
+def test_gradient_against_finite_differences_of_the_logits():
+    """Through log_softmax torch's convention is the true gradient: check it numerically."""
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(7, 2, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    targets = torch.tensor([[1, 1, 3], [2, 3, 0]])
+    assert torch.autograd.gradcheck(
+        lambda x: ctc.ctc_loss(x.log_softmax(-1), targets, [7, 6], [3, 2]), (logits,))
+
+
+# ------------------------------------------------------------------ the lattice
+
+
+def test_alpha_beta_lattice_and_brute_force():
+    gen = torch.Generator().manual_seed(5)
+    lp = torch.randn(6, 3, generator=gen, dtype=torch.float64).log_softmax(-1)
+    target = [1, 1, 2]
+    alpha, beta, nll = ctc.ctc_alpha_beta(lp, torch.tensor(target), 6, 3)
+    assert alpha.shape == beta.shape == (6, 7)
+    # the path mass through every frame adds up to p(l | x)
+    torch.testing.assert_close(torch.logsumexp(alpha + beta, 1), (-nll).expand(6))
+    brute = ctc.label_sequence_log_probs(lp)
+    assert math.isclose(brute[tuple(target)], -nll.item(), rel_tol=1e-12)
+    every = torch.tensor(list(brute.values()), dtype=torch.float64)
+    torch.testing.assert_close(torch.logsumexp(every, 0), torch.tensor(0.0, dtype=every.dtype))
+    torch.testing.assert_close(
+        nll, F.ctc_loss(lp, torch.tensor(target), torch.tensor(6), torch.tensor(3),
+                        reduction="sum"))
+    # the first frame can only be the leading blank or the first label
+    assert torch.isinf(alpha[0, 2:]).all() and torch.isfinite(alpha[0, :2]).all()
+
+
+# ------------------------------------------------------------------ decoding
+
+
+def test_collapse():
+    assert ctc.collapse([1, 1, 0, 1, 2, 2, 0, 0]) == [1, 1, 2]
+    assert ctc.collapse([0, 0]) == []
+    assert ctc.collapse([2, 2, 1], blank=2) == [1]
+
+
+def test_greedy_decode_by_hand():
+    probs = torch.tensor([[0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.9, 0.05, 0.05],
+                          [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    lp = torch.stack([probs, probs.flip(1)], 1).log()
+    seqs, scores = ctc.greedy_decode(lp, [5, 3])
+    assert seqs == [[1, 1, 2], [1, 2]]  # the flipped one: 1, 1, 2 in its 3 frames
+    torch.testing.assert_close(scores[0], torch.log(torch.tensor(0.8 * 0.7 * 0.9 * 0.8 * 0.8)))
+    assert ctc.greedy_decode(lp[:, 0])[0] == [[1, 1, 2]]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 4), st.integers(0, 2**16))
+def test_full_beam_is_exact(T, C, seed):
+    """With a beam that keeps every prefix, the scores are the exact probabilities."""
+    gen = torch.Generator().manual_seed(seed)
+    lp = (torch.randn(T, C, generator=gen, dtype=torch.float64) * 2).log_softmax(-1)
+    brute = ctc.label_sequence_log_probs(lp)
+    beam = ctc.prefix_beam_search(lp, beam_size=C**T)
+    assert len(beam) == len(brute)
+    for labels, score in beam:
+        assert math.isclose(score, brute[tuple(labels)], rel_tol=1e-9, abs_tol=1e-12)
+    assert tuple(beam[0][0]) == max(brute, key=brute.get)
+    scores = [s for _, s in beam]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_beam_search_beats_greedy():
+    """Two frames: the best single path is blank-blank (0.36), but the label sequence
+    '1' collects three paths, 1-blank, blank-1 and 1-1 (0.24 + 0.24 + 0.16 = 0.64)."""
+    probs = torch.tensor([[0.6, 0.4], [0.6, 0.4]], dtype=torch.float64)
+    lp = probs.log()
+    assert ctc.greedy_decode(lp)[0] == [[]]
+    best, score = ctc.prefix_beam_search(lp, beam_size=2)[0]
+    assert best == [1]
+    assert math.isclose(math.exp(score), 0.4 * 0.4 + 0.4 * 0.6 + 0.6 * 0.4)
+
+
+def test_decoder_arguments_are_checked():
+    with pytest.raises(ValueError, match="one sequence"):
+        ctc.prefix_beam_search(torch.zeros(3, 2, 4), 2)
+    with pytest.raises(ValueError, match="beam_size"):
+        ctc.prefix_beam_search(torch.zeros(3, 4), 0)
+    with pytest.raises(ValueError, match="too many"):
+        ctc.label_sequence_log_probs(torch.zeros(30, 4))
+
+
+# ------------------------------------------------------------------ error rates
+
+
+@functools.cache
+def _levenshtein(a: tuple, b: tuple) -> int:
+    """The textbook recursive definition, as an independent reference."""
+    if not a or not b:
+        return len(a) + len(b)
+    return min(_levenshtein(a[1:], b) + 1, _levenshtein(a, b[1:]) + 1,
+               _levenshtein(a[1:], b[1:]) + (a[0] != b[0]))
+
+
+def test_edit_distance_by_hand():
+    assert ctc.edit_distance("kitten", "sitting") == (2, 0, 1)
+    assert ctc.edit_distance([1, 2, 3], [1, 3]) == (0, 1, 0)
+    assert ctc.edit_distance([1, 3], [1, 2, 3]) == (0, 0, 1)
+    assert ctc.edit_distance([], [1, 2]) == (0, 0, 2)
+    assert ctc.edit_distance([1, 2], []) == (0, 2, 0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 3), max_size=7), st.lists(st.integers(0, 3), max_size=7))
+def test_edit_distance_properties(ref, hyp):
+    s, d, i = ctc.edit_distance(ref, hyp)
+    assert s + d + i == _levenshtein(tuple(ref), tuple(hyp))
+    assert len(hyp) - len(ref) == i - d
+    assert min(s, d, i) >= 0
+
+
+def test_cer():
+    assert ctc.cer([1, 2, 3, 1], [1, 3, 1]) == 0.25
+    assert ctc.cer([1, 2], [2, 1, 2]) == 0.5
+    assert ctc.cer([], []) == 0.0
+    assert ctc.cer([], [1]) == math.inf
+    assert ctc.corpus_cer([[1, 2], [1, 2, 3, 1]], [[1, 2], [1, 3]]) == 2 / 6
+    with pytest.raises(ValueError, match="hypotheses"):
+        ctc.corpus_cer([[1]], [])
+
+
+# ------------------------------------------------------------------ models and training
+
+
+def test_models_and_step():
+    x = torch.randn(3, 1, 50)
+    targets = torch.tensor([[1, 2, 0], [3, 1, 2], [2, 0, 0]])
+    lengths = torch.tensor([2, 3, 1])
+    for model in (ctc.ConvCTC(1, 4), ctc.BiLSTMCTC(1, 4, hidden=8)):
+        assert model(x).shape == (3, 50, 4)
+        loss, out, target = ctc.ctc_step()(model, (x, targets, lengths))
+        log_probs = model(x).log_softmax(-1).transpose(0, 1)
+        torch.testing.assert_close(loss, F.ctc_loss(log_probs, targets, out[1], lengths))
+        assert 0 <= ctc.greedy_cer(out, target)
+
+
+def test_he_init_scale():
+    torch.manual_seed(0)
+    model = ctc.he_init(ctc.ConvCTC(1, 4, channels=64, kernel=5))
+    conv = model.body[2]
+    fan_in = conv.weight[0].numel()
+    assert abs(conv.weight.std().item() / math.sqrt(2 / fan_in) - 1) < 0.05
+    assert torch.all(conv.bias == 0)
