@@ -77,8 +77,11 @@ def plot_history(history, keys: list[str] | None = None, axes=None, title: str =
         fig = axes[0].figure
     names = {k.split("_", 1)[-1] for k in others}
     metric_label = names.pop() if len(names) == 1 else "metric"
-    for ax, group, label in ((axes[0], losses, "loss"), (axes[-1], others, metric_label)):
-        if not group or (group is others and len(axes) < 2):
+    groups = ((axes[0], losses, "loss"), (axes[-1], others, metric_label))
+    if len(axes) < 2:  # one axis: everything on it
+        groups = ((axes[0], losses + others, "value" if others else "loss"),)
+    for ax, group, label in groups:
+        if not group:
             continue
         for key in group:
             values = history[key]

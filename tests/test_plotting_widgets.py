@@ -38,6 +38,10 @@ def test_plot_history_draws_losses_and_metrics():
     np.testing.assert_allclose(right.get_lines()[0].get_ydata(), [0.5, 0.8, 0.7])
     assert right.get_ylabel() == "acc"
     plt.close(fig)
+    fig, ax = plt.subplots()
+    lu.plot_history(h, axes=ax)
+    assert [line.get_label() for line in ax.get_lines()[:3]] == ["train loss", "val loss", "val acc"]
+    plt.close(fig)
 
 
 def test_play_renders_players_or_text():
