@@ -40,7 +40,8 @@ def test_plot_history_draws_losses_and_metrics():
     plt.close(fig)
     fig, ax = plt.subplots()
     lu.plot_history(h, axes=ax)
-    assert [line.get_label() for line in ax.get_lines()[:3]] == ["train loss", "val loss", "val acc"]
+    labels = [line.get_label() for line in ax.get_lines()[:3]]
+    assert labels == ["train loss", "val loss", "val acc"]
     plt.close(fig)
 
 
