@@ -307,17 +307,22 @@ class SequenceModel(nn.Module):
 # --------------------------------------------------------------------------- data
 
 
-def adding_problem(n: int, length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def adding_problem(n: int, length: int, seed: int = 0,
+                   lag: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The adding problem: ``x`` (n, length, 2) holds random numbers in [0, 1) and a marker
-    channel with two ones, one in each half of the sequence; ``y`` (n, 1) is the sum of the two
-    marked numbers. Predicting the mean, 1, scores MSE 1/6 (the variance of the sum)."""
-    if n < 1 or length < 2:
-        raise ValueError(f"adding_problem needs n >= 1 and length >= 2, got n={n}, length={length}")
+    channel with two ones, one in each half of the first ``length - lag`` steps (the last
+    ``lag`` steps are never marked); ``y`` (n, 1) is the sum of the two marked numbers.
+    Predicting the mean, 1, scores MSE 1/6 (the variance of the sum)."""
+    if n < 1 or length < 2 or not 0 <= lag <= length - 2:
+        raise ValueError(
+            f"adding_problem needs n >= 1, length >= 2 and 0 <= lag <= length - 2, got n={n}, "
+            f"length={length}, lag={lag}"
+        )
     g = torch.Generator().manual_seed(seed)
     values = torch.rand(n, length, generator=g)
-    rows = torch.arange(n)
-    first = torch.randint(0, length // 2, (n,), generator=g)
-    second = torch.randint(length // 2, length, (n,), generator=g)
+    rows, span = torch.arange(n), length - lag
+    first = torch.randint(0, span // 2, (n,), generator=g)
+    second = torch.randint(span // 2, span, (n,), generator=g)
     marks = torch.zeros(n, length)
     marks[rows, first] = 1.0
     marks[rows, second] = 1.0

@@ -206,6 +206,17 @@ def test_adding_problem():
     torch.testing.assert_close(rnn.adding_problem(5, 8, seed=3)[0], rnn.adding_problem(5, 8, 3)[0])
     with pytest.raises(ValueError, match="length"):
         rnn.adding_problem(4, 1)
+    with pytest.raises(ValueError, match="lag"):
+        rnn.adding_problem(4, 10, lag=9)
+
+
+def test_adding_problem_with_lag_leaves_the_end_unmarked():
+    x, y = rnn.adding_problem(5000, 40, seed=2, lag=20)
+    marks = x[..., 1]
+    assert torch.all(marks[:, :10].sum(1) == 1) and torch.all(marks[:, 10:20].sum(1) == 1)
+    assert marks[:, 20:].abs().max() == 0
+    assert marks[:, 19].sum() > 0 and marks[:, 0].sum() > 0  # both ends of the span used
+    torch.testing.assert_close(y[:, 0], (x[..., 0] * marks).sum(1))
 
 
 def test_load_mnist1d_generates_offline_caches_and_keeps_global_rng(tmp_path):
