@@ -234,6 +234,15 @@ def bptt_gradients(x, y, W_hx, W_hh, W_ho, h0=None, activation: str | None = Non
     if truncate is not None and truncate < 1:
         raise ValueError(f"truncate must be a positive number of steps or None, got {truncate}")
 
+    loss, grad_ho, g, b, c = _forward_terms(x, y, W_hx, W_hh, W_ho, h, activation)
+    grads = {name: _accumulate(g, b[name], c, truncate) for name in ("W_hx", "W_hh")}
+    return loss, {**grads, "W_ho": grad_ho}
+
+
+def _forward_terms(x, y, W_hx, W_hh, W_ho, h, activation):
+    """Run the network and collect, per step t: g_t = dL/do_t W_ho (H,), b_t for W_hx
+    (H, H, F) and W_hh (H, H, H), and c_t (H, H); with the loss and dL/dW_ho."""
+    T, H = x.shape[0], W_hh.shape[0]
     eye = torch.eye(H, dtype=x.dtype)
     b, c, g = {"W_hx": [], "W_hh": []}, [], []
     loss, grad_ho = x.new_zeros(()), torch.zeros_like(W_ho)
@@ -246,27 +255,28 @@ def bptt_gradients(x, y, W_hx, W_hh, W_ho, h0=None, activation: str | None = Non
             slope = 1 - h**2
         err = W_ho @ h - y[t]                               # o_t - y_t = dl_t/do_t
         loss = loss + 0.5 * (err @ err) / T
+        grad_ho = grad_ho + torch.outer(err, h) / T         # dl_t/dW_ho needs no recursion
         g.append(W_ho.T @ err / T)                          # dL/dh_t through o_t only
         # b_t[k, m, n] = d h_t[k] / d w[m, n] with h_{t-1} fixed
         b["W_hx"].append(slope[:, None, None] * eye[:, :, None] * x[t][None, None, :])
         b["W_hh"].append(slope[:, None, None] * eye[:, :, None] * h_prev[None, None, :])
         c.append(slope[:, None] * W_hh)                     # c_t = dh_t/dh_{t-1}
-        grad_ho = grad_ho + torch.outer(err, h) / T       # dl_t/dW_ho needs no recursion
+    return loss, grad_ho, g, b, c
 
-    grads = {"W_ho": grad_ho}
-    for name, bs in b.items():
-        total = torch.zeros_like(bs[0][0])
-        a = torch.zeros_like(bs[0])
-        for t in range(T):
-            if truncate is None:
-                a = bs[t] + torch.tensordot(c[t], a, dims=1)       # a_t = b_t + c_t a_{t-1}
-            else:                                                  # restart k steps back
-                a = torch.zeros_like(bs[0])
-                for i in range(max(0, t - truncate + 1), t + 1):
-                    a = bs[i] + torch.tensordot(c[i], a, dims=1)
-            total = total + torch.tensordot(g[t], a, dims=1)
-        grads[name] = total
-    return loss, {k: grads[k] for k in ("W_hx", "W_hh", "W_ho")}
+
+def _accumulate(g, b, c, truncate):
+    """sum_t g_t a_t with a_t = b_t + c_t a_{t-1}, restarted from 0 k steps back if
+    ``truncate=k``."""
+    total, a = torch.zeros_like(b[0][0]), torch.zeros_like(b[0])
+    for t in range(len(b)):
+        if truncate is None:                                # carry a_{t-1}: one more step
+            first = t
+        else:                                               # restart at step t - k + 1
+            first, a = max(0, t - truncate + 1), torch.zeros_like(b[0])
+        for i in range(first, t + 1):
+            a = b[i] + torch.tensordot(c[i], a, dims=1)     # a_i = b_i + c_i a_{i-1}
+        total = total + torch.tensordot(g[t], a, dims=1)
+    return total
 
 
 # ------------------------------------------------------------------------- models
