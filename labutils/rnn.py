@@ -10,8 +10,6 @@ torch_cell.state_dict())`` works and both compute the same thing.
 from __future__ import annotations
 
 import math
-import os
-import random
 
 import numpy as np
 import torch
@@ -26,7 +24,6 @@ __all__ = [
     "bptt_gradients",
     "cell_like",
     "draw_cell",
-    "load_mnist1d",
     "unroll",
 ]
 
@@ -337,34 +334,6 @@ def adding_problem(n: int, length: int, seed: int = 0,
     marks[rows, first] = 1.0
     marks[rows, second] = 1.0
     return torch.stack([values, marks], dim=-1), (values * marks).sum(1, keepdim=True)
-
-
-def _write_mnist1d(path, seed: int) -> None:
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    args = get_dataset_args()
-    args.seed = seed
-    states = random.getstate(), np.random.get_state()
-    try:  # make_dataset reseeds the global generators: give them back untouched
-        data = make_dataset(args)
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-    with open(path, "wb") as f:
-        np.savez(f, x=data["x"].astype(np.float32), y=data["y"].astype(np.int64),
-                 x_test=data["x_test"].astype(np.float32), y_test=data["y_test"].astype(np.int64))
-
-
-def load_mnist1d(data_dir: str | os.PathLike | None = None, seed: int = 42) -> dict:
-    """MNIST-1D (Greydanus 2020) generated locally by the ``mnist1d`` package with its default
-    arguments (no download), cached as ``mnist1d_seed<seed>.npz``. Seed 42 is the package's
-    default. Returns arrays ``x`` (4000, 40) float32, ``y`` (4000,) int64 in 0..9, ``x_test``
-    (1000, 40), ``y_test`` (1000,)."""
-    from labutils.data import cached
-
-    path = cached(f"mnist1d_seed{seed}.npz", lambda p: _write_mnist1d(p, seed), data_dir)
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in ("x", "y", "x_test", "y_test")}
 
 
 # ------------------------------------------------------------------------ diagrams

@@ -1,6 +1,5 @@
 """labutils.rnn against torch's cells and layers, autograd, and cases worked out by hand."""
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -217,26 +216,6 @@ def test_adding_problem_with_lag_leaves_the_end_unmarked():
     assert marks[:, 20:].abs().max() == 0
     assert marks[:, 19].sum() > 0 and marks[:, 0].sum() > 0  # both ends of the span used
     torch.testing.assert_close(y[:, 0], (x[..., 0] * marks).sum(1))
-
-
-def test_load_mnist1d_generates_offline_caches_and_keeps_global_rng(tmp_path):
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    np.random.seed(123)
-    expected_next = np.random.rand()
-    np.random.seed(123)
-    data = rnn.load_mnist1d(tmp_path, seed=42)
-    assert np.random.rand() == expected_next
-    assert data["x"].shape == (4000, 40) and data["x_test"].shape == (1000, 40)
-    assert data["x"].dtype == np.float32 and data["y"].dtype == np.int64
-    assert set(np.unique(data["y"])) == set(range(10))
-    reference = make_dataset(get_dataset_args())  # the package's own defaults, seed 42
-    np.testing.assert_allclose(data["x_test"], reference["x_test"], rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(data["y"], reference["y"])
-    path = tmp_path / "mnist1d_seed42.npz"
-    stamp = path.stat().st_mtime_ns
-    rnn.load_mnist1d(tmp_path, seed=42)
-    assert path.stat().st_mtime_ns == stamp
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])

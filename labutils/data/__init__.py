@@ -1,5 +1,6 @@
 """Data: the download cache (``cache``) and one module per data source."""
 
+from labutils.data import mnist1d, sines
 from labutils.data.cache import (
     ChecksumError,
     DataUnavailableError,
@@ -9,4 +10,13 @@ from labutils.data.cache import (
     fetch,
 )
 
-__all__ = ["ChecksumError", "DataUnavailableError", "atomic_path", "cache_dir", "cached", "fetch"]
+__all__ = [
+    "ChecksumError",
+    "DataUnavailableError",
+    "atomic_path",
+    "cache_dir",
+    "cached",
+    "fetch",
+    "mnist1d",
+    "sines",
+]
