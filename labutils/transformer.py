@@ -32,12 +32,13 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p: float = 0.0):
         raise ValueError(f"q and k need the same last size d_k, got {q.shape} and {k.shape}")
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"k and v need the same length Tk, got {k.shape} and {v.shape}")
-    scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+    scores = torch.matmul(q * (1.0 / math.sqrt(q.shape[-1])), k.transpose(-2, -1))
     if mask is None:
         weights = torch.softmax(scores, dim=-1)
     elif mask.dtype == torch.bool:
         weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
-        weights = weights.masked_fill(~mask, 0.0)  # rows with no allowed key: 0, not NaN
+        if not mask.any(dim=-1).all():  # a query that may attend to no key: 0, not NaN
+            weights = weights.masked_fill(~mask, 0.0)
     elif mask.is_floating_point():
         weights = torch.softmax(scores + mask, dim=-1)
     else:
@@ -281,6 +282,8 @@ _ONES = ("zero one two three four five six seven eight nine ten eleven twelve th
          "fourteen fifteen sixteen seventeen eighteen nineteen").split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 _SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"))
+NUMBER_WORDS = (*_ONES, *_TENS[2:], "hundred", *(name for _, name in _SCALES))
+"""Every word that :func:`number_to_words` uses: the target vocabulary of the task."""
 
 
 def _below_thousand(n: int) -> list[str]:

@@ -256,6 +256,11 @@ def test_number_to_words(n, words):
     assert tr.number_to_words(n) == words
 
 
+def test_number_words_cover_the_task():
+    used = {w for n in [*range(1000), 10**3, 10**6, 10**9] for w in tr.number_to_words(n).split()}
+    assert used == set(tr.NUMBER_WORDS)
+
+
 @pytest.mark.parametrize("bad", [-1, 10**12, 3.0, True])
 def test_number_to_words_rejects(bad):
     with pytest.raises(ValueError, match="integer"):
