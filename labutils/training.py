@@ -168,7 +168,8 @@ def fit(
     ``monitor`` (default ``val_loss``, or ``train_loss`` without validation) with ``mode``
     picks the best epoch, whose weights are restored at the end when ``keep_best``.
     ``scheduler`` steps once an epoch (``scheduler_per="epoch"``) or once a batch
-    (``"step"``). ``on_epoch_end(epoch, history)`` runs after every epoch;
+    (``"step"``). ``on_epoch_end(epoch, history)`` runs after every epoch, before the
+    best epoch is chosen, so it may append a metric for ``monitor``;
     ``live_plot=True`` redraws the loss curves in the notebook as training goes.
     """
     if (loss_fn is None) == (step is None):
@@ -208,6 +209,8 @@ def fit(
         if scheduler is not None and scheduler_per == "epoch":
             scheduler.step()
         history.append("seconds", time.perf_counter() - start)
+        if on_epoch_end is not None:  # may add entries, e.g. a metric to monitor
+            on_epoch_end(epoch, history)
         if monitor not in history:
             raise KeyError(f"monitor={monitor!r} is not recorded; choose from {list(history)}")
         value = history[monitor][-1]
@@ -218,8 +221,6 @@ def fit(
         epoch_bar.set_postfix({k: f"{v:.4g}" for k, v in history.last().items() if "loss" in k})
         if plotter is not None:
             plotter.update(history)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, history)
     if keep_best and best_state is not None:
         model.load_state_dict(best_state)
     if plotter is not None:

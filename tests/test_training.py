@@ -115,3 +115,18 @@ def test_to_device_handles_nested_batches():
     moved = lu.training.to_device(batch, torch.device("cpu"))
     assert moved["n"] == 3 and isinstance(moved["pair"], tuple)
     assert torch.equal(moved["pair"][1][0], torch.ones(1))
+
+
+def test_a_metric_added_by_the_hook_can_be_monitored():
+    X, y = _regression(n=64)
+    model = torch.nn.Linear(3, 1).double()
+    scores = [0.2, 0.9, 0.5]
+
+    def score(epoch, history):
+        history.append("val_score", scores[epoch])
+
+    history = lu.fit(model, DataLoader(TensorDataset(X, y), batch_size=64), epochs=3,
+                     optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
+                     loss_fn=torch.nn.functional.mse_loss, on_epoch_end=score,
+                     monitor="val_score", mode="max")
+    assert history.best_epoch == 1 and history["val_score"] == scores
