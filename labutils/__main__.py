@@ -11,10 +11,12 @@ def _run(args) -> int:
     from labutils import runner
     from labutils.plotting import figures_dir
 
-    if args.figures:
-        os.environ["LABUTILS_FIGURES"] = os.path.abspath(args.figures)
-    params = {name: runner.parse_value(value) for name, value in args.parameter}
     out = args.out or os.path.join("runs", "full" if args.full else "quick")
+    # full runs refresh the figures the README shows; quick runs keep theirs beside them
+    figures = args.figures or (None if args.full else os.path.join(out, "figures"))
+    if figures:
+        os.environ["LABUTILS_FIGURES"] = os.path.abspath(figures)
+    params = {name: runner.parse_value(value) for name, value in args.parameter}
     rows = runner.run(args.notebooks, out, quick=not args.full, parameters=params,
                       jobs=args.jobs, timeout=args.timeout)
     print(runner.summary_markdown(rows, quick=not args.full))
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time")
     run.add_argument("--out", default=None, help="output folder (default runs/quick or runs/full)")
     run.add_argument("--timeout", type=float, default=None, help="seconds per cell")
-    run.add_argument("--figures", default=None, help="figure folder (default figures/)")
+    run.add_argument("--figures", default=None,
+                     help="figure folder (default: figures/ in full mode, OUT/figures in quick)")
     run.set_defaults(func=_run)
     sync = sub.add_parser("sync", help="write the setup cell and Colab badge into notebooks")
     sync.add_argument("--strip", action="store_true", help="also clear outputs")
