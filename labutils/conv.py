@@ -132,16 +132,11 @@ def _check_signal(x: torch.Tensor, features: int) -> None:
 class ConvLayer(nn.Module):
     """One single-channel convolutional layer, ``z = sum_k h_k S^k x``, taps ``h``: (K,).
 
-    Input and output: (B, 1, N). The taps start at a unit impulse (the identity) plus a
-    little noise, so a deep stack starts near the identity."""
+    Input and output: (B, 1, N). Starts near the identity, as :class:`MIMOConvLayer`."""
 
     def __init__(self, taps: int):
         super().__init__()
-        if taps < 1:
-            raise ValueError(f"a filter needs at least one tap, got {taps}")
-        h = 0.01 * torch.randn(taps)
-        h[0] += 1.0
-        self.h = nn.Parameter(h)
+        self.h = nn.Parameter(_near_identity(taps, 1, 1)[:, 0, 0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_signal(x, 1)
@@ -160,17 +155,27 @@ class CNN(nn.Module):
         return _forward_stack(self.layers, x)
 
 
+def _near_identity(K: int, G: int, F: int, noise: float = 0.1) -> torch.Tensor:
+    """Taps (K, G, F) that pass the input through: ``H_0 = 1 / sqrt(F G)`` spreads each
+    input evenly over the outputs (a stack from 1 feature back to 1 is then the identity,
+    as tanh z ~ z for small z), plus Gaussian noise of std ``noise / sqrt(K F)`` that
+    breaks the symmetry between features."""
+    if min(F, G, K) < 1:
+        raise ValueError(f"F, G and K must be positive, got F={F}, G={G}, K={K}")
+    h = torch.randn(K, G, F) * noise / (K * F) ** 0.5
+    h[0] += 1.0 / (F * G) ** 0.5
+    return h
+
+
 class MIMOConvLayer(nn.Module):
     """A MIMO convolutional layer, ``y = sum_k H_k S^k x`` with ``H_k``: G x F.
 
-    Input (B, F, N), output (B, G, N); ``self.h`` has shape (K, G, F) and starts as
-    Gaussian noise of variance 1 / (K F), so the output has about the input's power."""
+    Input (B, F, N), output (B, G, N); ``self.h`` has shape (K, G, F). It starts near
+    the identity (:func:`_near_identity`): a denoiser begins by passing its input on."""
 
     def __init__(self, F: int, G: int, K: int):
         super().__init__()
-        if min(F, G, K) < 1:
-            raise ValueError(f"F, G and K must be positive, got F={F}, G={G}, K={K}")
-        self.h = nn.Parameter(torch.randn(K, G, F) / (K * F) ** 0.5)
+        self.h = nn.Parameter(_near_identity(K, G, F))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_signal(x, self.h.shape[2])

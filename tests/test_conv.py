@@ -39,7 +39,7 @@ def test_convolution_1d_matches_numpy(n, k, seed):
     rng = np.random.default_rng(seed)
     x, h = rng.standard_normal((2, n)), rng.standard_normal(k)
     y = conv.convolution_1d(torch.from_numpy(x), torch.from_numpy(h))
-    for row, out in zip(x, y):
+    for row, out in zip(x, y, strict=True):
         np.testing.assert_allclose(out.numpy(), np.convolve(row, h)[:n], atol=1e-12)
 
 
@@ -109,7 +109,7 @@ def test_conv_layer_is_numpy_convolution():
     with torch.no_grad():
         y = layer(x).numpy()
     h = layer.h.detach().numpy()
-    for row, out in zip(x[:, 0].numpy(), y[:, 0]):
+    for row, out in zip(x[:, 0].numpy(), y[:, 0], strict=True):
         np.testing.assert_allclose(out, np.convolve(row, h)[:40], rtol=1e-5, atol=1e-6)
 
 
@@ -132,6 +132,14 @@ def test_mimo_cnn_is_the_recursion():
     torch.testing.assert_close(model(x).detach(), expected)
 
 
+def test_networks_start_near_the_identity():
+    x = 1e-3 * torch.randn(4, 1, 2000)  # small: tanh is linear there
+    for net in (conv.MIMOCNN(2, [40, 40], [1, 5, 1]), conv.CNN(2, [10, 10])):
+        with torch.no_grad():
+            error = net(x) - x
+        assert error.pow(2).sum() < 0.1 * x.pow(2).sum()
+
+
 def test_network_specification_errors():
     with pytest.raises(ValueError, match="L=2 layers but 3 tap counts"):
         conv.CNN(2, [3, 3, 3])
@@ -139,6 +147,8 @@ def test_network_specification_errors():
         conv.MIMOCNN(2, [3, 3], [1, 5])
     with pytest.raises(ValueError, match="positive"):
         conv.MIMOConvLayer(0, 1, 3)
+    with pytest.raises(ValueError, match="positive"):
+        conv.ConvLayer(0)
     with pytest.raises(ValueError, match=r"expected input of shape \(B, 1, N\)"):
         conv.MIMOCNN(1, [3], [1, 1])(torch.randn(4, 100))
     with pytest.raises(ValueError, match=r"\(B, 2, N\)"):

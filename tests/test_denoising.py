@@ -85,8 +85,10 @@ def test_noise_spectra():
     pink = dn.noise("pink", rng=0)
     assert _band_power(pink, 10, 100) > 5 * _band_power(pink, 1000, 1090)  # falls as 1/f
     hum = dn.noise("hum", rng=0)
-    on_harmonics = max(sum(_band_power(hum, 0.99 * k * f - 3, 1.01 * k * f + 3) for k in range(1, 16))
-                       for f in (50, 60))
+    on_harmonics = max(
+        sum(_band_power(hum, 0.99 * k * f - 3, 1.01 * k * f + 3) for k in range(1, 16))
+        for f in (50, 60)
+    )
     assert on_harmonics > 0.9  # lines at the mains frequency and its harmonics
     assert max(_band_power(dn.noise("band", rng=s), 0, 100) for s in range(5)) < 0.01
 

@@ -195,7 +195,7 @@ def _check_pair(path, q: int, pair, sample_rate: int, n_samples: int) -> None:
     if not (isinstance(pair, (list, tuple)) and len(pair) == 2
             and all(isinstance(v, torch.Tensor) for v in pair)):
         raise ValueError(f"{where}: expected a pair (x, y) of tensors, got {type(pair).__name__}")
-    for name, v in zip(("x (noisy)", "y (clean)"), pair):
+    for name, v in zip(("x (noisy)", "y (clean)"), pair, strict=True):
         if not v.is_floating_point():
             raise ValueError(f"{where}: {name} has dtype {v.dtype}; expected real floating "
                              "point samples (float32), e.g. int16 PCM / 32768")
