@@ -93,7 +93,9 @@ def mimo_conv1d(x: torch.Tensor, h: torch.Tensor, block: int | None = None) -> t
     _check_mimo(x, h)
     batch, _, n = x.shape
     taps, g, _ = h.shape
-    block = block or max(taps, 32)
+    block = max(taps, 32) if block is None else block
+    if block < 1:
+        raise ValueError(f"block must be a positive number of samples, got {block}")
     blocks = -(-n // block)
     padded = nnf.pad(x, (taps - 1, blocks * block - n))  # history before, fill after
     windows = padded.unfold(-1, block + taps - 1, block)  # (B, F, blocks, block + K - 1)

@@ -103,6 +103,11 @@ def test_mimo_shape_errors(fn):
         fn(torch.randn(1, 2, 10), torch.randn(4, 1, 3))
 
 
+def test_block_must_be_positive():
+    with pytest.raises(ValueError, match="block must be a positive"):
+        conv.mimo_conv1d(torch.randn(1, 1, 10), torch.randn(3, 1, 1), block=0)
+
+
 def test_conv_layer_is_numpy_convolution():
     layer = conv.ConvLayer(5)
     x = torch.randn(2, 1, 40)

@@ -114,9 +114,9 @@ def noise(kind: str, n: int = N_SAMPLES, sr: int = SAMPLE_RATE, rng=None) -> np.
 
 def make_pair(noise_kind: str, snr_range: tuple[float, float], rng) -> tuple[torch.Tensor, ...]:
     """One (noisy, clean) pair, each float32 of shape [1, 32000]: clean speech at a peak
-    level drawn from [0.15, 0.45] (an RMS near -26 dBFS, a usual recording level) plus
+    level drawn from [0.1, 0.3] (an RMS near -28 dBFS, a usual recording level) plus
     noise at an SNR drawn uniformly from ``snr_range``."""
-    clean = speech_like(rng=rng) * rng.uniform(0.15, 0.45)
+    clean = speech_like(rng=rng) * rng.uniform(0.1, 0.3)
     snr = rng.uniform(*snr_range)
     scale = np.sqrt(np.mean(clean ** 2) / 10 ** (snr / 10))
     noisy = clean + scale * noise(noise_kind, rng=rng)
