@@ -124,6 +124,7 @@ def _pair(n=32000, dtype=torch.float32):
     [
         ([], "non-empty list"),
         ({"x": torch.zeros(1)}, "non-empty list"),
+        (torch.tensor(1.0), "got a Tensor"),
         ([_pair(16000)], "32000 Hz"),
         ([(torch.zeros(32000), torch.zeros(32000))], r"expected \[1, 32000\]"),
         ([_pair(dtype=torch.int16)], "dtype torch.int16"),

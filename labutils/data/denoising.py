@@ -177,17 +177,14 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
             "it as torch.save([(noisy, clean), ...]) with plain tensors."
         ) from err
     if not isinstance(data, (list, tuple)) or len(data) == 0:
-        raise ValueError(f"{path} must hold a non-empty list of (noisy, clean) pairs, "
-                         f"got {type(data).__name__} of length {_len(data)}")
+        got = f"an empty {type(data).__name__}" if isinstance(data, (list, tuple)) else (
+            f"a {type(data).__name__}")
+        raise ValueError(f"{path} must hold a non-empty list of (noisy, clean) pairs, got {got}")
     for q, pair in enumerate(data):
         _check_pair(path, q, pair, sample_rate, n_samples)
     noisy = torch.stack([x for x, _ in data]).float()
     clean = torch.stack([y for _, y in data]).float()
     return Pairs(noisy, clean)
-
-
-def _len(data) -> int | str:
-    return len(data) if hasattr(data, "__len__") else "?"
 
 
 def _check_pair(path, q: int, pair, sample_rate: int, n_samples: int) -> None:
