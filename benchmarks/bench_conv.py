@@ -51,8 +51,8 @@ def cases(quick: bool) -> list[Case]:
         out.append(Case(f"mimo_conv1d fwd+bwd ({shape})", _ours(conv.mimo_conv1d, x, h, grad),
                         reference, target=2.0, note="blocked Toeplitz matmul"))
         # Its float32 weight gradient sums 10^6 products in another order than conv1d's
-        # (relative differences near 2e-4, over the harness' 1e-4): checked in the tests.
+        # (relative differences near 2e-4); the tests check it in float64 too.
         out.append(Case(f"mimo_conv1d_loop fwd+bwd ({shape})",
-                        _ours(conv.mimo_conv1d_loop, x, h, grad), reference, check=False,
+                        _ours(conv.mimo_conv1d_loop, x, h, grad), reference, rtol=1e-3,
                         note="shift and accumulate, as in the lab"))
     return out

@@ -15,7 +15,8 @@ class Case:
     """One benchmark: ``ours()`` against ``reference()``, both without arguments.
 
     ``target`` is the ratio ours/reference that the issue asks for (None: report only).
-    With ``check``, both results are compared with ``torch.testing.assert_close`` first.
+    With ``check``, both results are compared first with ``torch.testing.assert_close``
+    at ``rtol``/``atol`` (long float32 sums in another order may need a wider rtol).
     """
 
     name: str
@@ -24,6 +25,8 @@ class Case:
     target: float | None = None
     check: bool = True
     note: str = ""
+    rtol: float = 1e-4
+    atol: float = 1e-5
 
 
 def _timed(fn: Callable[[], object], timer: Callable[[], float]) -> float:
@@ -42,7 +45,7 @@ def compare(case: Case, warmup: int = 2, repeats: int = 11,
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
     if case.check:
-        torch.testing.assert_close(case.ours(), case.reference(), rtol=1e-4, atol=1e-5,
+        torch.testing.assert_close(case.ours(), case.reference(), rtol=case.rtol, atol=case.atol,
                                    msg=lambda m: f"{case.name}: results differ: {m}")
     for _ in range(warmup):
         case.ours()
