@@ -110,13 +110,13 @@ def run_one(path: pathlib.Path, out_dir: pathlib.Path, parameters: dict, quick: 
 
 
 def _format_metrics(metrics: list[dict]) -> str:
-    def fmt(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    def fmt(m):
+        if m["value"] is None:
+            return "—"
+        value = f"{m['value']:.4g}" if isinstance(m["value"], float) else str(m["value"])
+        return f"{value} {m['unit']}" if m.get("unit") else value
 
-    return "; ".join(
-        f"{m['name']} = {fmt(m['value'])}{(' ' + m['unit']) if m.get('unit') else ''}"
-        for m in metrics
-    )
+    return "; ".join(f"{m['name']} = {fmt(m)}" for m in metrics)
 
 
 def summary_markdown(rows: list[dict], quick: bool) -> str:

@@ -27,7 +27,8 @@ def batch(tmp_path_factory):
     """Three notebooks, the middle one failing, run by the command line with two jobs."""
     folder = tmp_path_factory.mktemp("nbs")
     good = _notebook(folder / "good.ipynb",
-                     'lu.record("answer", 42 if QUICK else -1, "units")\nlu.record("seed", SEED)')
+                     'lu.record("answer", 42 if QUICK else -1, "units")\nlu.record("seed", SEED)\n'
+                     'lu.record("never", None, "steps")')
     bad = _notebook(folder / "bad.ipynb", 'raise RuntimeError("deliberate failure")')
     later = _notebook(folder / "later.ipynb", 'lu.record("ran", True)')
     out = folder / "out"
@@ -55,7 +56,7 @@ def test_parameters_and_quick_mode_reach_the_notebooks(batch):
     assert metrics["answer"] == {"name": "answer", "value": 42, "unit": "units", "note": ""}
     assert metrics["seed"]["value"] == 7
     table = (out / "summary.md").read_text()
-    assert "| good | ok |" in table and "answer = 42 units" in table
+    assert "| good | ok |" in table and "answer = 42 units; seed = 7; never = —" in table
     assert "| bad | failed |" in table and "2 of 3 notebooks ran without error." in table
     assert table in proc.stdout
 
