@@ -1,0 +1,29 @@
+"""The README stays true: it links every notebook, shows only figures that exist, and its
+two commands are the Makefile's, the test one being what CI runs."""
+
+import re
+
+from labutils.runner import ROOT, notebooks_dir
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_notebook_is_linked():
+    for path in sorted(notebooks_dir().glob("*.ipynb")):
+        assert f"(notebooks/{path.name})" in README, f"README does not link {path.name}"
+
+
+def test_every_linked_file_exists():
+    targets = re.findall(r"\]\(((?:notebooks|figures|data)/[^)#]+)\)", README)
+    targets += re.findall(r'src="(figures/[^"]+)"', README)
+    assert targets
+    missing = [t for t in targets if not (ROOT / t).is_file()]
+    assert not missing, f"README points at missing files: {missing}"
+
+
+def test_the_two_commands_are_make_targets_and_ci_runs_the_tests():
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("run", "test"):
+        assert f"make {target}" in README
+        assert re.search(rf"^{target}:", makefile, re.M), f"Makefile has no '{target}' target"
+    assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(), re.M)
