@@ -50,12 +50,17 @@ mimo_shapes = dict(
 )
 
 
+def _signals_and_taps(b, f, g, k, n, seed):
+    """x (b, f, n), h (k, g, f) and an output gradient (b, g, n), float64, seeded."""
+    gen = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(*shape, generator=gen, dtype=torch.float64)
+                 for shape in ((b, f, n), (k, g, f), (b, g, n)))
+
+
 @settings(max_examples=60, deadline=None)
 @given(**mimo_shapes)
 def test_both_mimo_versions_match_conv1d(b, f, g, k, n, block, seed):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(b, f, n, generator=gen, dtype=torch.float64)
-    h = torch.randn(k, g, f, generator=gen, dtype=torch.float64)
+    x, h, _ = _signals_and_taps(b, f, g, k, n, seed)
     expected = reference(x, h)
     torch.testing.assert_close(conv.mimo_conv1d_loop(x, h), expected)
     torch.testing.assert_close(conv.mimo_conv1d(x, h, block), expected)
@@ -65,10 +70,7 @@ def test_both_mimo_versions_match_conv1d(b, f, g, k, n, block, seed):
 @settings(max_examples=25, deadline=None)
 @given(**mimo_shapes)
 def test_fast_mimo_gradients_match_conv1d(b, f, g, k, n, block, seed):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(b, f, n, generator=gen, dtype=torch.float64)
-    h = torch.randn(k, g, f, generator=gen, dtype=torch.float64)
-    grad_out = torch.randn(b, g, n, generator=gen, dtype=torch.float64)
+    x, h, grad_out = _signals_and_taps(b, f, g, k, n, seed)
     grads = []
     for fn in (lambda x, h: conv.mimo_conv1d(x, h, block), reference):
         xx, hh = x.clone().requires_grad_(), h.clone().requires_grad_()
