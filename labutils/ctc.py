@@ -107,61 +107,92 @@ def extend_targets(targets: torch.Tensor, blank: int = 0) -> tuple[torch.Tensor,
     n, s = targets.shape
     ext = targets.new_full((n, 2 * s + 1), blank)
     ext[:, 1::2] = targets
+    return ext, _skips(ext, blank)
+
+
+def _skips(ext: torch.Tensor, blank: int) -> torch.Tensor:
     skip = torch.zeros_like(ext, dtype=torch.bool)
     skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
-    return ext, skip
+    return skip
 
 
 # --------------------------------------------------------------- forward and backward
 
 
-def _emission(log_probs: torch.Tensor, ext: torch.Tensor, t: int) -> torch.Tensor:
-    """log y_t(l'_s) for every state s: (N, S'), gathered one frame at a time."""
-    return log_probs[t].gather(1, ext)
+def _forward(em: torch.Tensor, skip: torch.Tensor, starts: dict | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The alpha recursion in log space over emissions ``em`` (T, N, S') = log y_t(l'_s)
+    and the additive skip mask (N, S') (0 where s - 2 -> s is allowed, -inf elsewhere).
 
-
-def _forward(log_probs: torch.Tensor, ext: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-    """log alpha (T, N, S') from log_probs (T, N, C), the extended labels ``ext`` (N, S')
-    and the additive skip mask (N, S') (0 where s - 2 -> s is allowed, -inf elsewhere)."""
-    T, N, S = log_probs.shape[0], *ext.shape
-    alpha = log_probs.new_empty((T, N, S + 2))
+    Paths start at frame 0 in state 0 or 1, unless ``starts`` maps frames to (N, S')
+    tensors that are 0 (log 1) where paths start at that frame and -inf elsewhere.
+    Returns ``(alpha, paths)``, each (T, N, S'): ``alpha[t]`` includes frame t's
+    emission, ``paths[t]`` sums over the predecessors before it (``alpha = paths + em``).
+    """
+    T, N, S = em.shape
+    alpha = em.new_empty((T, N, S + 2))
     alpha[:, :, :2] = NEG_INF  # two -inf columns stand for the states s - 1, s - 2 < 0
-    alpha[0, :, 2:] = NEG_INF
-    alpha[0, :, 2:4] = _emission(log_probs, ext, 0)[:, :2]  # start in blank or label 1
+    paths = em.new_empty((T, N, S))
+    starts = dict(starts or {})
+    if 0 in starts:
+        paths[0] = starts.pop(0)
+    else:
+        paths[0] = NEG_INF
+        paths[0, :, :2] = 0.0  # start in the first blank or the first label
+    torch.add(paths[0], em[0], out=alpha[0, :, 2:])
+    skipped = em.new_empty((N, S))
     for t in range(1, T):
         prev = alpha[t - 1]
-        paths = torch.logaddexp(prev[:, 2:], prev[:, 1:-1])        # stay, or step by one
-        paths = torch.logaddexp(paths, prev[:, :-2] + skip)        # or skip a blank
-        torch.add(paths, _emission(log_probs, ext, t), out=alpha[t, :, 2:])
-    return alpha[:, :, 2:]
+        torch.logaddexp(prev[:, 2:], prev[:, 1:-1], out=paths[t])   # stay, or step by one
+        torch.add(prev[:, :-2], skip, out=skipped)
+        torch.logaddexp(paths[t], skipped, out=paths[t])            # or skip a blank
+        if t in starts:  # some sequences start at this frame
+            torch.logaddexp(paths[t], starts[t], out=paths[t])
+        torch.add(paths[t], em[t], out=alpha[t, :, 2:])
+    return alpha[:, :, 2:], paths
 
 
-def _final_states(target_lengths: torch.Tensor, states: int, dtype) -> torch.Tensor:
-    """(N, S') additive mask: 0 on the last blank and the last label, -inf elsewhere."""
-    s = torch.arange(states, device=target_lengths.device)
-    last = 2 * target_lengths[:, None]
-    return torch.where((s == last) | (s == last - 1), 0.0, NEG_INF).to(dtype)
+def _lattice(log_probs, ext, skip, input_lengths, target_lengths):
+    """log alpha and log beta (T, N, S') from ONE recursion over 2N sequences.
 
-
-def _backward(log_probs, ext, skip, input_lengths, target_lengths):
-    """Yield ``(t, log beta_t)`` for t = T-1 down to 0, each (N, S'): beta_t(s) is the
-    probability of the frames after t given state s at t, so that alpha_t(s) beta_t(s)
-    is the probability mass of all the paths through state s at frame t."""
+    beta_t(s), the probability of the frames after t given state s at t, obeys the alpha
+    recursion run backwards: from frame T_n - 1 down, out of the last two states, through
+    the same transitions reversed. Flipping time and states (frame T - 1 - t, state
+    S' - 1 - s) turns it into an alpha recursion, so the flipped sequences are stacked under
+    the others and every step's kernels serve both; beta is their ``paths`` flipped back.
+    """
     T, N, S = log_probs.shape[0], *ext.shape
-    final = _final_states(target_lengths, S, log_probs.dtype)
-    skip_next = skip.new_full((N, S), NEG_INF)  # whether s -> s + 2 is allowed
-    skip_next[:, :-2] = skip[:, 2:]
-    future = log_probs.new_full((N, S + 2), NEG_INF)  # beta_{t+1}(s') + log y_{t+1}(l'_s')
-    ends = {int(x) - 1 for x in input_lengths.tolist()}
-    beta = final
-    yield T - 1, beta
-    for t in range(T - 2, -1, -1):
-        torch.add(beta, _emission(log_probs, ext, t + 1), out=future[:, :S])
-        beta = torch.logaddexp(future[:, :S], future[:, 1:-1])
-        beta = torch.logaddexp(beta, future[:, 2:] + skip_next)
-        if t in ends:  # sequences whose last frame is t start here
-            beta = torch.where((input_lengths - 1 == t)[:, None], final, beta)
-        yield t, beta
+    em = log_probs.new_empty((T, 2 * N, S))
+    torch.gather(log_probs, 2, ext[None].expand(T, N, S), out=em[:, :N])
+    em[:, N:] = em[:, :N].flip((0, 2))
+    skip_back = torch.full_like(skip, NEG_INF)  # u - 2 -> u is allowed iff s -> s + 2 was
+    skip_back[:, 2:] = skip.flip(1)[:, :-2]
+    # flipped, sequence n starts at frame T - T_n in its last blank and its last label
+    states = torch.arange(S, device=ext.device)
+    last = (S - 1) - 2 * target_lengths[:, None]
+    first = (states == last) | ((states == last + 1) & (target_lengths[:, None] > 0))
+    first = torch.where(first, 0.0, NEG_INF).to(em.dtype)
+    starts = {}
+    for frame in sorted({0, *(T - input_lengths).tolist()} - {T}):
+        start = em.new_full((2 * N, S), NEG_INF)
+        if frame == 0:
+            start[:N, :2] = 0.0
+        start[N:] = torch.where((T - input_lengths == frame)[:, None], first, NEG_INF)
+        starts[frame] = start
+    alpha, paths = _forward(em, torch.cat([skip, skip_back]), starts)
+    return alpha[:, :N], paths[:, N:].flip((0, 2))
+
+
+def _emissions(log_probs, ext):
+    """log y_t(l'_s) for every frame and state: (T, N, S')."""
+    return log_probs.gather(2, ext[None].expand(log_probs.shape[0], *ext.shape))
+
+
+def _exp(x: torch.Tensor) -> torch.Tensor:
+    """exp(x) in place, as 2^(x log2 e). On the CPU torch.exp goes through a
+    multi-threaded vector library even for small tensors, which stalls on a busy machine;
+    exp2 does not."""
+    return x.mul_(_LOG2E).exp2_()
 
 
 def _nll(alpha, input_lengths, target_lengths) -> torch.Tensor:
@@ -175,12 +206,6 @@ def _nll(alpha, input_lengths, target_lengths) -> torch.Tensor:
     empty = input_lengths == 0  # no frames: only the empty target is possible
     return torch.where(empty, torch.where(target_lengths == 0, 0.0, math.inf).to(logp),
                        -logp)
-
-
-def _exp(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """exp(x) as 2^(x log2 e). On the CPU torch.exp goes through a multi-threaded vector
-    library even for tiny tensors, which stalls on a busy machine; exp2 does not."""
-    return torch.mul(x, _LOG2E, out=out).exp2_()
 
 
 def _skip_mask(skip, dtype):
@@ -199,11 +224,8 @@ def ctc_alpha_beta(log_probs, targets, input_lengths, target_lengths, blank: int
         log_probs, targets, input_lengths, target_lengths, blank)
     with torch.no_grad():
         ext, skip = extend_targets(padded, blank)
-        mask = _skip_mask(skip, log_probs.dtype)
-        alpha = _forward(log_probs, ext, mask)
-        beta = torch.empty_like(alpha)
-        for t, beta_t in _backward(log_probs, ext, mask, input_lengths, target_lengths):
-            beta[t] = beta_t
+        alpha, beta = _lattice(log_probs, ext, _skip_mask(skip, log_probs.dtype),
+                               input_lengths, target_lengths)
         nll = _nll(alpha, input_lengths, target_lengths)
     if not batched:
         return alpha[:, 0], beta[:, 0], nll[0]
@@ -215,30 +237,32 @@ class _CTCFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, log_probs, ext, skip, input_lengths, target_lengths, zero_infinity):
-        alpha = _forward(log_probs, ext, skip)
+        if ctx.needs_input_grad[0]:  # alpha and beta in one pass, for the gradient
+            alpha, beta = _lattice(log_probs, ext, skip, input_lengths, target_lengths)
+        else:
+            alpha, beta = _forward(_emissions(log_probs, ext), skip)[0], None
         nll = _nll(alpha, input_lengths, target_lengths)
-        ctx.save_for_backward(log_probs, ext, skip, alpha, nll, input_lengths, target_lengths)
+        ctx.save_for_backward(log_probs, ext, alpha, beta, nll, input_lengths)
         ctx.zero_infinity = zero_infinity
         return nll
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_nll):
-        log_probs, ext, skip, alpha, nll, input_lengths, target_lengths = ctx.saved_tensors
-        grad = torch.empty_like(log_probs)
-        scale = grad_nll[:, None]
-        first_end = int(input_lengths.min()) if input_lengths.numel() else 0
-        for t, beta in _backward(log_probs, ext, skip, input_lengths, target_lengths):
-            # gamma_t(s) = alpha_t(s) beta_t(s) / p(l | x): the probability of state s at t
-            gamma = _exp((alpha[t] + beta).add_(nll[:, None]))
-            # torch's convention: the gradient w.r.t. the logits under a log_softmax,
-            # softmax minus the occupation of each class (its states' gammas summed)
-            _exp(log_probs[t], out=grad[t]).scatter_add_(1, ext, gamma.neg_()).mul_(scale)
-            if t >= first_end:  # frames past a sequence's end get no gradient
-                grad[t] = torch.where((t < input_lengths)[:, None], grad[t], 0.0)
+        log_probs, ext, alpha, beta, nll, input_lengths = ctx.saved_tensors
+        T = log_probs.shape[0]
+        # gamma_t(s) = alpha_t(s) beta_t(s) / p(l | x): the probability of state s at t;
+        # torch's convention: the gradient w.r.t. the logits under a log_softmax,
+        # softmax minus the occupation of each class (its states' gammas summed)
+        gamma = _exp((alpha + beta).add_(nll[:, None]))
+        grad = _exp(log_probs.clone()).scatter_add_(2, ext[None].expand_as(gamma),
+                                                    gamma.neg_())
+        grad.mul_(grad_nll[:, None])
+        inside = torch.arange(T, device=grad.device)[:, None] < input_lengths  # (T, N)
+        if input_lengths.numel() and int(input_lengths.min()) < T:
+            grad.masked_fill_(~inside[:, :, None], 0.0)  # frames past a sequence's end
         impossible = torch.isinf(nll)
         if bool(impossible.any()):  # torch: NaN in its frames, or 0 with zero_infinity
-            inside = torch.arange(grad.shape[0], device=grad.device)[:, None] < input_lengths
             rows = impossible.expand_as(inside) if ctx.zero_infinity else inside & impossible
             grad[rows] = 0.0 if ctx.zero_infinity else math.nan
         return grad, None, None, None, None, None

@@ -288,3 +288,23 @@ def test_he_init_scale():
     fan_in = conv.weight[0].numel()
     assert abs(conv.weight.std().item() / math.sqrt(2 / fan_in) - 1) < 0.05
     assert torch.all(conv.bias == 0)
+
+
+def test_every_sequence_shorter_than_the_batch_and_an_empty_one():
+    """No sequence uses all T frames (so none of the backward recursions starts at frame
+    0), one has no frames at all: value and gradient still equal torch's."""
+    g = torch.Generator().manual_seed(5)
+    T, C = 12, 5
+    logits = torch.randn(T, 4, C, generator=g, dtype=torch.float64)
+    targets = torch.tensor([[1, 2, 2], [3, 0, 0], [4, 1, 0], [2, 0, 0]])
+    input_lengths, target_lengths = [9, 7, 10, 0], [3, 1, 2, 0]
+    ours_x = logits.clone().requires_grad_()
+    ref_x = logits.clone().requires_grad_()
+    ours = ctc.ctc_loss(ours_x.log_softmax(-1), targets, input_lengths, target_lengths,
+                        reduction="sum")
+    ref = F.ctc_loss(ref_x.log_softmax(-1), targets, torch.tensor(input_lengths),
+                     torch.tensor(target_lengths), reduction="sum")
+    ours.backward()
+    ref.backward()
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(ours_x.grad, ref_x.grad)
