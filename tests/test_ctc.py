@@ -141,6 +141,22 @@ def test_bad_input_is_refused():
         ctc.ctc_loss(lp, targets, [5], [2, 2])
 
 
+def test_float_lengths_are_refused_as_torch_refuses_them():
+    lp = torch.randn(5, 2, 4).log_softmax(-1)
+    targets = torch.tensor([[1, 2], [3, 1]])
+    with pytest.raises(RuntimeError):
+        F.ctc_loss(lp, targets, torch.tensor([4.7, 5.0]), torch.tensor([2, 2]))
+    with pytest.raises(TypeError, match="input_lengths must hold integers"):
+        ctc.ctc_loss(lp, targets, torch.tensor([4.7, 5.0]), [2, 2])
+    with pytest.raises(TypeError, match="target_lengths must hold integers"):
+        ctc.ctc_loss(lp, targets, [5, 5], [2.0, 2.0])
+
+
+def test_no_frames_is_a_clear_error():
+    with pytest.raises(ValueError, match="T = 0 frames"):
+        ctc.ctc_loss(torch.zeros(0, 2, 4), torch.tensor([[1], [2]]), [0, 0], [1, 1])
+
+
 def test_gradient_against_finite_differences_of_the_logits():
     """Through log_softmax torch's convention is the true gradient: check it numerically."""
     gen = torch.Generator().manual_seed(4)
@@ -225,6 +241,10 @@ def test_decoder_arguments_are_checked():
         ctc.prefix_beam_search(torch.zeros(3, 4), 0)
     with pytest.raises(ValueError, match="too many"):
         ctc.label_sequence_log_probs(torch.zeros(30, 4))
+    with pytest.raises(ValueError, match="at most T=3"):
+        ctc.greedy_decode(torch.zeros(3, 2, 4), [3, 4])
+    with pytest.raises(TypeError, match="integers"):
+        ctc.greedy_decode(torch.zeros(3, 2, 4), [3.0, 2.0])
 
 
 # ------------------------------------------------------------------ error rates
