@@ -1,6 +1,14 @@
-"""labutils: the helpers that every notebook of the series imports as ``lu``."""
+"""labutils: the helpers that every notebook of the series imports as ``lu``.
 
-from labutils import audio, bench, course, data, device, plotting, runner, training, widgets
+Importing it needs only the runtime dependencies. The tooling (``runner``, the batch
+runner, and ``notebooks``, which keeps the notebooks' shared cells in step) needs
+nbformat and papermill and is imported on first use: ``lu.runner`` or
+``from labutils import runner``.
+"""
+
+import importlib
+
+from labutils import audio, bench, course, data, device, paths, plotting, training, widgets
 from labutils.course import quick_mode, record
 from labutils.device import describe_device, get_device, seed_everything
 from labutils.plotting import plot_history, save_figure
@@ -19,8 +27,8 @@ __all__ = [
     "get_device",
     "play",
     "plot_history",
+    "paths",
     "plotting",
-    "runner",
     "quick_mode",
     "record",
     "save_figure",
@@ -28,3 +36,11 @@ __all__ = [
     "training",
     "widgets",
 ]
+
+_TOOLS = {"runner", "notebooks"}
+
+
+def __getattr__(name: str):
+    if name in _TOOLS:
+        return importlib.import_module(f"labutils.{name}")
+    raise AttributeError(f"module 'labutils' has no attribute {name!r}")

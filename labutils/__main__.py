@@ -9,19 +9,21 @@ import sys
 
 def _run(args) -> int:
     from labutils import runner
-    from labutils.plotting import figures_dir
 
     out = args.out or os.path.join("runs", "full" if args.full else "quick")
-    # full runs refresh the figures the README shows; quick runs keep theirs beside them
-    figures = args.figures or (None if args.full else os.path.join(out, "figures"))
-    if figures:
-        os.environ["LABUTILS_FIGURES"] = os.path.abspath(figures)
     params = {name: runner.parse_value(value) for name, value in args.parameter}
-    rows = runner.run(args.notebooks, out, quick=not args.full, parameters=params,
-                      jobs=args.jobs, timeout=args.timeout)
+    try:
+        rows = runner.run(args.notebooks, out, quick=not args.full, parameters=params,
+                          jobs=args.jobs, timeout=args.timeout, figures=args.figures)
+    except runner.Interrupted as stop:
+        print(runner.summary_markdown(stop.rows, quick=not args.full))
+        print(f"Interrupted; summary.md / summary.json: {os.path.abspath(out)}")
+        return 130
+    except ValueError as err:  # a bad selection or parameter: say so, without a traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(runner.summary_markdown(rows, quick=not args.full))
     print(f"Executed notebooks and summary.md / summary.json: {os.path.abspath(out)}")
-    print(f"Figures: {figures_dir()}")
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="quick mode (the default)")
     mode.add_argument("--full", action="store_true", help="full mode (QUICK=False)")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                     metavar=("NAME", "VALUE"), help="passed to papermill, e.g. -p SEED 1")
+                     metavar=("NAME", "VALUE"),
+                     help="a parameter as a Python literal, e.g. -p SEED 1 -p SNR_RANGE '(0, 5)'")
     run.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time")
     run.add_argument("--out", default=None, help="output folder (default runs/quick or runs/full)")
     run.add_argument("--timeout", type=float, default=None, help="seconds per cell")
