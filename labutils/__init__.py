@@ -8,12 +8,23 @@ nbformat and papermill and is imported on first use: ``lu.runner`` or
 
 import importlib
 
-from labutils import audio, bench, course, data, device, paths, plotting, training, widgets
+from labutils import (
+    audio,
+    bench,
+    course,
+    data,
+    device,
+    metrics,
+    paths,
+    plotting,
+    training,
+    widgets,
+)
 from labutils.course import quick_mode, record
 from labutils.device import describe_device, get_device, seed_everything
 from labutils.plotting import plot_history, save_figure
-from labutils.training import History, fit
-from labutils.widgets import play
+from labutils.training import History, evaluate, fit
+from labutils.widgets import explorer, play
 
 __all__ = [
     "History",
@@ -23,8 +34,11 @@ __all__ = [
     "data",
     "describe_device",
     "device",
+    "evaluate",
+    "explorer",
     "fit",
     "get_device",
+    "metrics",
     "play",
     "plot_history",
     "paths",
