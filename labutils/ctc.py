@@ -485,10 +485,14 @@ def ctc_step(blank: int = 0, loss=ctc_loss):
     return step
 
 
-def greedy_cer(out, target, blank: int = 0) -> float:
-    """Corpus CER of greedy decoding, for ``lu.fit(metrics={"cer": greedy_cer})``."""
+def greedy_cer(out, target, blank: int = 0) -> tuple[int, int]:
+    """The character errors of greedy decoding over a batch, as ``(edits, reference
+    length)``: a corpus-ratio metric for ``lu.fit``/``lu.evaluate(metrics={"cer":
+    greedy_cer})``, which sum both over the batches, so that the CER they report is
+    total edits / total reference length, not a mean of per-batch rates."""
     log_probs, input_lengths = out
     targets, target_lengths = target
     hyps, _ = greedy_decode(log_probs, input_lengths, blank)
     refs = [t[:n].tolist() for t, n in zip(targets.cpu(), target_lengths.cpu(), strict=True)]
-    return corpus_cer(refs, hyps)
+    edits = sum(sum(edit_distance(r, h)) for r, h in zip(refs, hyps, strict=True))
+    return edits, sum(len(r) for r in refs)
