@@ -2,12 +2,13 @@
 #   make run    set up, then run every notebook in quick mode and print the summary
 #   make test   set up, then ruff + unit tests + every notebook under nbval in quick mode
 #   make full   set up, then run every notebook in full mode (a GPU is advised)
-#   make lab    set up with JupyterLab and open it
+#   make lab    set up with JupyterLab and open it (extra arguments: LAB_ARGS=--allow-root)
 #   make bench  set up, then time the from-scratch kernels against the libraries
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+LAB_ARGS ?=
 INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .PHONY: setup run test full lab bench lint sync clean
@@ -26,7 +27,7 @@ full: setup
 	$(BIN)/python -m labutils run --full --out runs/full
 
 lint: setup
-	$(BIN)/ruff check labutils tests notebooks benchmarks
+	$(BIN)/ruff check labutils tests notebooks benchmarks conftest.py
 	$(BIN)/python -m labutils sync --check
 
 test: lint
@@ -37,7 +38,7 @@ bench: setup
 
 lab: setup
 	$(INSTALL) --editable ".[test,lab]"
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(LAB_ARGS)
 
 sync: setup
 	$(BIN)/python -m labutils sync --strip

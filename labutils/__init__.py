@@ -20,6 +20,7 @@ from labutils import (
     training,
     widgets,
 )
+from labutils.course import VERSION as __version__
 from labutils.course import quick_mode, record
 from labutils.device import describe_device, get_device, seed_everything
 from labutils.plotting import plot_history, save_figure
@@ -28,6 +29,7 @@ from labutils.widgets import explorer, play
 
 __all__ = [
     "History",
+    "__version__",
     "audio",
     "bench",
     "course",

@@ -12,7 +12,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from labutils import course
 from labutils.course import SETUP_CELL, colab_badge
-from labutils.runner import notebooks_dir
+from labutils.paths import notebooks_dir
 
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"

@@ -18,3 +18,8 @@ SCRATCH_FIGURES = RUNS / "figures"
 def in_clone() -> bool:
     """Whether labutils runs from a clone of the repository (not an installed copy)."""
     return (ROOT / "pyproject.toml").is_file() and NOTEBOOKS.is_dir()
+
+
+def notebooks_dir() -> pathlib.Path:
+    """The folder of the series' notebooks."""
+    return NOTEBOOKS

@@ -21,9 +21,7 @@ import nbformat
 
 from labutils import paths
 from labutils.course import METRIC_MIME, NOTEBOOKS, QUICK_ENV
-
-ROOT = paths.ROOT
-SUMMARY_FILES = ("summary.json", "summary.md")
+from labutils.paths import notebooks_dir
 
 
 class Interrupted(KeyboardInterrupt):
@@ -32,11 +30,6 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, rows: list[dict]):
         super().__init__("batch run interrupted")
         self.rows = rows
-
-
-def notebooks_dir() -> pathlib.Path:
-    """The folder of the series' notebooks (``notebooks/`` of the repository)."""
-    return paths.NOTEBOOKS
 
 
 def resolve(names: list[str] | None) -> list[pathlib.Path]:
@@ -271,6 +264,12 @@ def kernel_settings(quick: bool, figures: pathlib.Path) -> dict[str, str]:
             "LABUTILS_PROGRESS": os.environ.get("LABUTILS_PROGRESS", "0")}
 
 
+def default_figures(quick: bool, out_dir: pathlib.Path) -> pathlib.Path:
+    """Where a batch run's figures go: only a full run refreshes the repository's
+    ``figures/`` (the README's); a quick run keeps its figures beside its outputs."""
+    return out_dir / "figures" if quick else paths.FIGURES
+
+
 def run(names: list[str] | None = None, out_dir: str | os.PathLike = "runs/quick",
         quick: bool = True, parameters: dict | None = None, jobs: int = 1,
         timeout: float | None = None, figures: str | os.PathLike | None = None) -> list[dict]:
@@ -294,8 +293,7 @@ def run(names: list[str] | None = None, out_dir: str | os.PathLike = "runs/quick
         raise ValueError(f"parameter(s) {unknown} are defined by none of the selected notebooks")
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if figures is None:
-        figures = paths.FIGURES if not quick else out_dir / "figures"
+    figures = default_figures(quick, out_dir) if figures is None else figures
     env = kernel_settings(quick, pathlib.Path(figures).resolve())
     jobs_args = [
         (p, out_dir, {k: v for k, v in parameters.items() if k in declared[p]}, quick, timeout,

@@ -218,3 +218,9 @@ def test_summary_table_leaves_out_empty_columns():
     assert "| notebook | status | time (s) |\n|---|---|---:|\n| a | ok | 1.5 |" in table
     rows[1] = {**rows[1], "status": "interrupted", "seconds": None, "error": "interrupted"}
     assert "| b | interrupted | — | interrupted |" in runner.summary_markdown(rows, True)
+
+
+def test_only_a_full_run_refreshes_the_committed_figures(tmp_path):
+    assert runner.default_figures(False, tmp_path) == paths.FIGURES
+    assert runner.default_figures(True, tmp_path) == tmp_path / "figures"
+    assert runner.kernel_settings(True, tmp_path)["LABUTILS_FIGURES"] == str(tmp_path)
