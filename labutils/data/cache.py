@@ -150,9 +150,10 @@ def safe_torch_load(path: str | os.PathLike):
             "tuples and dicts of them are loaded (no code runs on loading); save the data "
             "as such, e.g. torch.save([(x, y), ...], path).") from None
     except (RuntimeError, EOFError) as err:
+        first = (str(err).strip().splitlines() or [f"{type(err).__name__}, an empty file"])[0]
         raise DamagedFileError(
-            f"{path} is not a complete torch.save file ({str(err).splitlines()[0]}); it may "
-            "be truncated: remove it and write or download it again.") from None
+            f"{path} is not a complete torch.save file ({first}); it may be truncated: "
+            "remove it and write or download it again.") from None
 
 
 def check_arrays(spec: dict[str, tuple[tuple | None, str]]) -> Validator:
