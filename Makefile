@@ -4,6 +4,8 @@
 #   make full   set up, then run every notebook in full mode (a GPU is advised)
 #   make lab    set up with JupyterLab and open it (extra arguments: LAB_ARGS=--allow-root)
 #   make bench  set up, then time the from-scratch kernels against the libraries
+#   make student  write the student versions (solutions removed) into students/
+#   make site   build the HTML site from the last full run (runs/full) into site/
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +13,7 @@ BIN := $(VENV)/bin
 LAB_ARGS ?=
 INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup run test full lab bench lint sync clean
+.PHONY: setup run test full lab bench lint sync clean student site
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +42,14 @@ lab: setup
 	$(INSTALL) --editable ".[test,lab]"
 	$(BIN)/jupyter lab notebooks $(LAB_ARGS)
 
+student: setup
+	$(BIN)/python -m labutils student --out students
+
+site: setup
+	$(BIN)/python -m labutils site --run runs/full --out site
+
 sync: setup
 	$(BIN)/python -m labutils sync --strip
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) runs students site .pytest_cache .ruff_cache .hypothesis

@@ -45,6 +45,22 @@ def _new(args) -> int:
     return 0
 
 
+def _student(args) -> int:
+    from labutils import notebooks
+
+    for path in notebooks.write_students(args.out, args.notebooks or None):
+        print(f"wrote {path}")
+    return 0
+
+
+def _site(args) -> int:
+    from labutils import site
+
+    index = site.build(args.run, args.out)
+    print(f"site written: {index} (open it in a browser)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labutils")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("name", help="file name without .ipynb, e.g. 07_wav2vec")
     new.add_argument("title", help='the title, e.g. "wav2vec and wav2vec 2.0"')
     new.set_defaults(func=_new)
+    student = sub.add_parser("student", help="write the student versions (no solutions)")
+    student.add_argument("notebooks", nargs="*", help="e.g. 01 06_ctc (default: all)")
+    student.add_argument("--out", default="students", help="output folder (default students/)")
+    student.set_defaults(func=_student)
+    site = sub.add_parser("site", help="build the HTML site from an executed batch run")
+    site.add_argument("--run", default="runs/full", help="a batch run folder (default runs/full)")
+    site.add_argument("--out", default="site", help="output folder (default site/)")
+    site.set_defaults(func=_site)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -54,6 +54,11 @@ def quick_mode(default: bool = False) -> bool:
     raise ValueError(f"{QUICK_ENV}={raw!r} is not understood; use 1 or 0.")
 
 
+def repository_url(path: str) -> str:
+    """The web address of a file of the repository, e.g. ``repository_url("README.md")``."""
+    return f"https://github.com/{REPOSITORY}/blob/main/{path}"
+
+
 def colab_url(notebook: str) -> str:
     """The 'Open in Colab' address of ``notebooks/<notebook>.ipynb``."""
     return (
