@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import pickle
 from typing import NamedTuple
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 from scipy import signal as sps
 
 from labutils.audio import VOWEL_FORMANTS, formant_filter, glottal_source
-from labutils.data.cache import cache_dir, cached
+from labutils.data.cache import DamagedFileError, cache_dir, cached, safe_torch_load
 
 SAMPLE_RATE = 32000
 N_SAMPLES = 32000
@@ -142,7 +141,7 @@ def generate(n_pairs: int, noise_kind: str = "white", snr_range=(0.0, 10.0), see
         torch.save([make_pair(noise_kind, (low, high), rng) for _ in range(n_pairs)], path)
 
     name = f"denoising_{noise_kind}_snr{low:g}to{high:g}_{n_pairs}pairs_seed{seed}.pt"
-    return cached(name, write, data_dir)
+    return cached(name, write, data_dir, validate=load)
 
 
 # ---------------------------------------------------------------- loading
@@ -169,13 +168,9 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
     if not path.is_file():
         raise FileNotFoundError(f"no data file at {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise ValueError(
-            f"{path} is not a safe list of tensors ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}); it was not loaded. Rewrite "
-            "it as torch.save([(noisy, clean), ...]) with plain tensors."
-        ) from err
+        data = safe_torch_load(path)
+    except DamagedFileError as err:
+        raise DamagedFileError(f"not a safe list of tensors: {err}") from None
     if not isinstance(data, (list, tuple)) or len(data) == 0:
         got = f"an empty {type(data).__name__}" if isinstance(data, (list, tuple)) else (
             f"a {type(data).__name__}")
