@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from labutils.bench import Case
+from labutils.bench import Case, forward_backward
 from labutils.rnn import cell_like, unroll
 
 
@@ -14,15 +14,10 @@ def _lstm_case(T: int, B: int, F: int, H: int) -> Case:
     cell = cell_like(layer)
     x = torch.randn(T, B, F)
 
-    def run(module, forward):
-        out = forward(x)
-        grads = torch.autograd.grad(out.square().mean(), list(module.parameters()))
-        return (out.detach(), *grads)
-
     return Case(
         name=f"LSTM unrolled fwd+bwd (T={T}, B={B}, F={F}, H={H})",
-        ours=lambda: run(cell, lambda s: unroll(cell, s)[0]),
-        reference=lambda: run(layer, lambda s: layer(s)[0]),
+        ours=forward_backward(lambda s: unroll(cell, s)[0], x, wrt=list(cell.parameters())),
+        reference=forward_backward(lambda s: layer(s)[0], x, wrt=list(layer.parameters())),
         note="labutils.rnn.LSTMCell in a Python loop vs torch.nn.LSTM, CPU, float32",
     )
 

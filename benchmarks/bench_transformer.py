@@ -6,28 +6,20 @@ from __future__ import annotations
 import torch
 
 from labutils import transformer as tr
-from labutils.bench import Case
+from labutils.bench import Case, forward_backward
 
 
 def _attention_case(name, shape, mask, target):
-    """Forward and backward of attention on q, k, v of ``shape`` (B, h, T, d_head); each
-    side returns the output and the gradients of q, k and v."""
+    """Forward and backward of attention on q, k, v of ``shape`` (B, h, T, d_head)."""
     gen = torch.Generator().manual_seed(0)
-    q, k, v, grad = (torch.randn(shape, generator=gen) for _ in range(4))
-
-    def run(attention):
-        def go():
-            inputs = [t.detach().requires_grad_() for t in (q, k, v)]
-            out = attention(*inputs)
-            out.backward(grad)
-            return torch.cat([out.detach().flatten(), *(t.grad.flatten() for t in inputs)])
-        return go
+    q, k, v = (torch.randn(shape, generator=gen) for _ in range(3))
 
     return Case(
         name,
-        ours=run(lambda *qkv: tr.scaled_dot_product_attention(*qkv, mask)[0]),
-        reference=run(lambda *qkv: torch.nn.functional.scaled_dot_product_attention(
-            *qkv, attn_mask=mask)),
+        ours=forward_backward(lambda *qkv: tr.scaled_dot_product_attention(*qkv, mask)[0],
+                              q, k, v),
+        reference=forward_backward(lambda *qkv: torch.nn.functional.scaled_dot_product_attention(
+            *qkv, attn_mask=mask), q, k, v),
         target=target,
         note="forward + backward",
     )

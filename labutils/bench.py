@@ -1,20 +1,26 @@
-"""Timing a from-scratch function against its library counterpart, in one process."""
+"""Timing a from-scratch function against its library counterpart, in one process.
+
+Built on ``torch.utils.benchmark.Timer``, which synchronises CUDA around each timed call
+and runs at a stated thread count; the two functions are timed in interleaved repeats,
+and what is reported is the median of the per-repeat ratios ours / reference.
+"""
 
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch.utils import benchmark
 
 
 @dataclass
 class Case:
-    """One benchmark: ``ours()`` against ``reference()``, both without arguments.
+    """One benchmark: ``ours()`` (the project's code) against ``reference()`` (the library's
+    counterpart), both without arguments.
 
-    ``target`` is the ratio ours/reference that the issue asks for (None: report only).
+    ``target`` is the ratio ours/reference that the project aims at (None: report only).
     With ``check``, both results are compared first with ``torch.testing.assert_close``
     at ``rtol``/``atol`` (long float32 sums in another order may need a wider rtol).
     """
@@ -29,39 +35,58 @@ class Case:
     atol: float = 1e-5
 
 
-def _timed(fn: Callable[[], object], timer: Callable[[], float]) -> float:
-    start = timer()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return timer() - start
+def forward_backward(fn: Callable, *inputs, wrt: Sequence[torch.Tensor] = ()) -> Callable:
+    """A closure running one forward and backward pass of ``fn(*inputs)``, for timing and
+    checking: the floating-point tensors among ``inputs`` become fresh leaves, the output
+    (a scalar loss as it is, anything else through ``out.square().mean()``) is
+    backpropagated, and the closure returns the output and the gradients of those inputs
+    and of ``wrt`` (e.g. a module's parameters), flattened into one 1-D tensor."""
+
+    def run() -> torch.Tensor:
+        leaves = [x.detach().requires_grad_() if torch.is_tensor(x) and x.is_floating_point()
+                  else x for x in inputs]
+        out = fn(*leaves)
+        loss = out if out.dim() == 0 else out.square().mean()
+        tensors = [x for x in leaves if torch.is_tensor(x) and x.requires_grad] + list(wrt)
+        grads = torch.autograd.grad(loss, tensors) if tensors else ()
+        return torch.cat([out.detach().reshape(-1), *(g.reshape(-1) for g in grads)])
+
+    return run
 
 
-def compare(case: Case, warmup: int = 2, repeats: int = 11,
-            timer: Callable[[], float] = time.perf_counter) -> dict:
-    """Time ``case`` with ``warmup`` untimed calls of each, then ``repeats`` interleaved
-    pairs (the order alternating), and return medians in ms and the median of the
-    per-pair ratios ours/reference."""
+def _timer(fn: Callable[[], object], threads: int, clock: Callable[[], float] | None):
+    extra = {} if clock is None else {"timer": clock}
+    return benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, **extra)
+
+
+def compare(case: Case, warmup: int = 1, repeats: int = 21, threads: int | None = None,
+            timer: Callable[[], float] | None = None) -> dict:
+    """Time ``case`` at ``threads`` torch threads (default: the current setting): first a
+    check that both agree, then ``warmup`` untimed calls of each, then ``repeats``
+    interleaved pairs (the order alternating; the Timer runs each function twice more,
+    untimed, before every timed call). Returns medians in ms and the median of the
+    per-pair ratios ours / reference. ``timer`` replaces the clock (for tests)."""
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
+    threads = threads or torch.get_num_threads()
     if case.check:
         torch.testing.assert_close(case.ours(), case.reference(), rtol=case.rtol, atol=case.atol,
                                    msg=lambda m: f"{case.name}: results differ: {m}")
+    ours_t, ref_t = _timer(case.ours, threads, timer), _timer(case.reference, threads, timer)
     for _ in range(warmup):
         case.ours()
         case.reference()
     ours, ref = [], []
     for i in range(repeats):
-        if i % 2 == 0:
-            ours.append(_timed(case.ours, timer))
-            ref.append(_timed(case.reference, timer))
-        else:
-            ref.append(_timed(case.reference, timer))
-            ours.append(_timed(case.ours, timer))
+        pair = [(ours_t, ours), (ref_t, ref)]
+        for t, times in pair if i % 2 == 0 else pair[::-1]:
+            times.append(t.timeit(number=1).median)
     ratios = [a / b for a, b in zip(ours, ref, strict=True) if b > 0]
     ratio = statistics.median(ratios) if ratios else float("nan")
     return {
         "name": case.name,
+        "threads": threads,
+        "repeats": repeats,
         "ours_ms": 1e3 * statistics.median(ours),
         "reference_ms": 1e3 * statistics.median(ref),
         "ratio": ratio,
@@ -74,14 +99,15 @@ def compare(case: Case, warmup: int = 2, repeats: int = 11,
 def format_table(rows: Sequence[dict]) -> str:
     """A Markdown table of :func:`compare` results."""
     lines = [
-        "| benchmark | ours (ms) | reference (ms) | ratio | target | |",
-        "|---|---:|---:|---:|---:|---|",
+        "| benchmark | threads | ours (ms) | reference (ms) | ratio | target | |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         target = "" if r["target"] is None else f"<= {r['target']:.2f}"
         mark = {None: "", True: "ok", False: "MISSED"}[r["meets_target"]]
         lines.append(
-            f"| {r['name']} | {r['ours_ms']:.2f} | {r['reference_ms']:.2f} | "
+            f"| {r['name']} | {r['threads']} | {r['ours_ms']:.2f} | {r['reference_ms']:.2f} | "
             f"{r['ratio']:.2f} | {target} | {mark} |"
         )
     return "\n".join(lines)
+

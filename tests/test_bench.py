@@ -1,32 +1,43 @@
 import importlib.util
-import itertools
 import pathlib
 
 import pytest
 import torch
 
-from labutils.bench import Case, compare, format_table
+from labutils.bench import Case, compare, format_table, forward_backward
 
 BENCHMARKS = sorted((pathlib.Path(__file__).parents[1] / "benchmarks").glob("bench_*.py"))
 
 
-def _fake_timer(durations):
-    """A clock that advances by the given durations, one per timed call."""
-    ticks = itertools.accumulate(itertools.chain.from_iterable((0.0, d) for d in durations))
-    return lambda: next(ticks)
-
-
 def test_compare_interleaves_and_reports_median_ratio():
-    calls = []
-    case = Case("demo", lambda: calls.append("ours"), lambda: calls.append("ref"), target=2.0,
-                check=False)
-    # repeat i: ours then ref when i is even, ref then ours when odd
-    durations = [3, 1, 2, 4, 6, 2]  # ours=3,ref=1 | ref=2,ours=4 | ours=6,ref=2
-    row = compare(case, warmup=1, repeats=3, timer=_fake_timer(durations))
-    assert calls == ["ours", "ref", "ours", "ref", "ref", "ours", "ours", "ref"]
-    assert row["ours_ms"] == 4000 and row["reference_ms"] == 2000
-    assert row["ratio"] == 3.0 and row["meets_target"] is False
+    clock, calls = [0.0], []
+
+    def work(name, seconds):
+        def go():
+            calls.append(name)
+            clock[0] += seconds
+        return go
+
+    case = Case("demo", work("ours", 3.0), work("ref", 1.0), target=2.0, check=False)
+    row = compare(case, warmup=1, repeats=3, threads=1, timer=lambda: clock[0])
+    # one warm-up call each, then per repeat the Timer's 2 untimed calls and 1 timed one,
+    # ours first in even repeats and reference first in odd ones
+    blocks = [calls[i] for i in range(2, len(calls), 3)]
+    assert calls[:2] == ["ours", "ref"] and len(calls) == 2 + 3 * 6
+    assert blocks == ["ours", "ref", "ref", "ours", "ours", "ref"]
+    assert row["ours_ms"] == 3000 and row["reference_ms"] == 1000
+    assert row["ratio"] == 3.0 and row["meets_target"] is False and row["threads"] == 1
     assert "MISSED" in format_table([row])
+
+
+def test_forward_backward_returns_output_and_gradients():
+    x = torch.randn(5, dtype=torch.float64)
+    w = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    got = forward_backward(lambda v, k: (v * w).sum() * k, x, 3.0, wrt=[w])()
+    torch.testing.assert_close(got, torch.cat([(x * w).sum().reshape(1) * 3, 3 * w.detach(),
+                                               3 * x]))
+    square = forward_backward(lambda v: 2 * v, x)()   # non-scalar: mean of squares
+    torch.testing.assert_close(square, torch.cat([2 * x, 8 * x / 5]))
 
 
 def test_compare_checks_results_first():
