@@ -78,3 +78,16 @@ def test_chirp_sweeps_upwards():
     first, last = np.diff(zero_crossings[:5]).mean(), np.diff(zero_crossings[-5:]).mean()
     assert first == pytest.approx(8000 / 200 / 2, rel=0.1)
     assert last == pytest.approx(8000 / 2000 / 2, rel=0.15)
+
+
+def test_snr_and_si_sdr_agree_with_torchmetrics():
+    metrics = pytest.importorskip("torchmetrics.functional.audio",
+                                  reason="torchmetrics (a test extra) is not installed")
+    g = torch.Generator().manual_seed(2)
+    clean = torch.randn(3, 4000, generator=g, dtype=torch.float64)
+    estimate = 0.7 * clean + 0.3 * torch.randn(3, 4000, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(audio.snr_db(clean, estimate),
+                               metrics.signal_noise_ratio(estimate, clean))
+    torch.testing.assert_close(
+        audio.si_sdr_db(clean, estimate),
+        metrics.scale_invariant_signal_distortion_ratio(estimate, clean, zero_mean=True))

@@ -355,3 +355,16 @@ def test_every_sequence_shorter_than_the_batch_and_an_empty_one():
     ref.backward()
     torch.testing.assert_close(ours, ref)
     torch.testing.assert_close(ours_x.grad, ref_x.grad)
+
+
+def test_corpus_cer_agrees_with_torchmetrics():
+    text = pytest.importorskip("torchmetrics.functional.text",
+                               reason="torchmetrics (a test extra) is not installed")
+    refs = [[1, 2, 3, 3], [4], [2, 2, 5, 1, 1, 1]]
+    hyps = [[1, 3, 3], [4, 4, 2], [2, 5, 1, 6]]
+
+    def letters(seqs):
+        return ["".join(chr(ord("a") + k) for k in s) for s in seqs]
+
+    expected = float(text.char_error_rate(letters(hyps), letters(refs)))
+    assert ctc.corpus_cer(refs, hyps) == pytest.approx(expected)
