@@ -310,3 +310,43 @@ class MaskCNN(nn.Module):
         """(frequencies, frames) that one output sees through the convolutions."""
         convs = [m for m in self.net if isinstance(m, nn.Conv2d)]
         return (1 + 2 * len(convs), 1 + sum(2 * m.dilation[1] for m in convs))
+
+
+class SpectralSubtraction(nn.Module):
+    """Power spectral subtraction as a magnitude model (no parameters to learn): the noise
+    spectrum is the mean power of the clip's quietest ``noise_fraction`` of frames, and
+    the gain is :func:`spectral_subtraction_gain`. Magnitudes (B, F, T) in and out."""
+
+    def __init__(self, noise_fraction: float = 0.2, over: float = 1.0, floor: float = 0.01):
+        super().__init__()
+        self.noise_fraction, self.over, self.floor = noise_fraction, over, floor
+
+    def forward(self, mag: torch.Tensor) -> torch.Tensor:
+        power = mag.pow(2)
+        noise = noise_from_frames(power, quietest_frames(power, self.noise_fraction))
+        return spectral_subtraction_gain(power, noise, self.over, self.floor) * mag
+
+
+class Enhancer(nn.Module):
+    """Waveform in, waveform out around a magnitude model: STFT of the noisy signal,
+    ``model(|Y|)`` gives the enhanced magnitude, which takes the noisy phase, then the
+    inverse STFT. ``noisy``: (B, 1, N) or (B, N); returns the same shape."""
+
+    def __init__(self, model: nn.Module, stft: StftConfig):
+        super().__init__()
+        self.model, self.stft = model, stft
+
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        spec = self.stft.analyze(noisy)
+        shape = spec.shape
+        mag = self.model(spec.abs().reshape(-1, *shape[-2:])).reshape(shape)
+        return self.stft.synthesize(with_phase(mag, spec), noisy.shape[-1])
+
+
+def oracle_irm(noisy: torch.Tensor, clean: torch.Tensor, stft: StftConfig,
+               beta: float = 0.5) -> torch.Tensor:
+    """The oracle: the noisy STFT times the ideal ratio mask of the clean signal and the
+    noise ``noisy - clean``, back to a waveform. Shapes (..., N) in and out."""
+    spec, clean_spec = stft.analyze(noisy), stft.analyze(clean)
+    mask = ideal_ratio_mask(clean_spec, spec - clean_spec, beta)
+    return stft.synthesize(mask * spec, noisy.shape[-1])

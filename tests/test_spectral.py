@@ -278,3 +278,25 @@ def test_mask_cnn_features_are_level_free_and_relative_to_the_noise_floor():
     torch.testing.assert_close(feats[:, 1], expected_snr)
     mean = (8 * np.log(100.0)) / 10
     torch.testing.assert_close(feats[:, 0], expected_snr - mean)
+
+
+def test_enhancer_with_identity_returns_the_input_and_oracle_irm_improves():
+    cfg = spectral.StftConfig(n_fft=256, hop=64)
+    gen = torch.Generator().manual_seed(4)
+    t = torch.arange(8000, dtype=torch.float64)
+    clean = torch.sin(2 * torch.pi * 440 * t / 8000).reshape(1, 1, -1).repeat(2, 1, 1)
+    noisy = clean + 0.5 * torch.randn(2, 1, 8000, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(spectral.Enhancer(torch.nn.Identity(), cfg)(noisy), noisy)
+    err = lambda e: float((e - clean).pow(2).sum())  # noqa: E731
+    assert err(spectral.oracle_irm(noisy, clean, cfg)) < 0.1 * err(noisy)
+
+
+def test_spectral_subtraction_module_equals_the_gain_on_the_quietest_frames():
+    mag = torch.rand(2, 9, 30, generator=torch.Generator().manual_seed(5)) + 0.1
+    power = mag ** 2
+    energy = power.sum(1)  # (2, 30); the 6 quietest frames of each clip
+    quiet = energy <= energy.sort(-1).values[:, 5:6]
+    noise = torch.stack([power[b][:, quiet[b]].mean(-1, keepdim=True) for b in range(2)])
+    expected = torch.sqrt(torch.clamp(1 - 2.0 * noise / power, min=0.01, max=1)) * mag
+    out = spectral.SpectralSubtraction(noise_fraction=0.2, over=2.0, floor=0.01)(mag)
+    torch.testing.assert_close(out, expected)
