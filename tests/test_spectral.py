@@ -300,3 +300,29 @@ def test_spectral_subtraction_module_equals_the_gain_on_the_quietest_frames():
     expected = torch.sqrt(torch.clamp(1 - 2.0 * noise / power, min=0.01, max=1)) * mag
     out = spectral.SpectralSubtraction(noise_fraction=0.2, over=2.0, floor=0.01)(mag)
     torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("window, n_fft, fraction, cola", [
+    ("hann", 256, 0.25, True), ("hann", 256, 0.5, False), ("rectangular", 512, 0.5, True),
+    ("hann (symmetric)", 128, 0.25, False), ("hamming", 256, 0.5, False),
+])
+def test_stft_explorer_draws_and_reports_reconstruction(window, n_fft, fraction, cola):
+    import matplotlib.pyplot as plt
+
+    from labutils import plotting
+
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(8000, dtype=torch.float64)
+    clean = torch.sin(2 * torch.pi * 300 * t / 8000) * torch.hann_window(8000, dtype=torch.float64)
+    noisy = clean + 0.3 * torch.randn(8000, generator=gen, dtype=torch.float64)
+    fig = plt.figure()
+    numbers = plotting.draw_stft_explorer(fig, noisy, clean, 8000, window, n_fft, fraction)
+    assert len(fig.axes) == 3 and f"{numbers['irm_gain_db']:+.1f} dB" in fig.axes[2].get_title()
+    plt.close(fig)
+    assert numbers["wola_error_db"] < -200  # the normalised inverse is always exact
+    assert (numbers["ola_error_db"] < -200) == cola  # plain overlap-add only under COLA of w^2
+    if window == "hann" and fraction == 0.5:  # sin^4 + cos^4 swings from 1/2 to 1, mean 3/4
+        assert numbers["cola_ripple"] == pytest.approx(0.5 / 0.75)
+    assert numbers["irm_gain_db"] > 10  # the oracle mask cleans a tone in white noise
+    with pytest.raises(ValueError, match="window"):
+        plotting.stft_window("kaiser", 64)
