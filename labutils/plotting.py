@@ -54,6 +54,8 @@ COLORS = {
     "pretrained": "#2ca02c",
     "random_init": "#7f7f7f",
     "log_mel": "#8c564b",
+    "spectral_subtraction": "#bcbd22",
+    "stft_cnn": "#e377c2",
 }
 
 
@@ -189,6 +191,84 @@ def plot_spectrogram(spec_db, sr: float, hop: int, ax=None, fmax: float | None =
     if colorbar:
         ax.figure.colorbar(im, ax=ax, label="dB")
     return ax
+
+
+STFT_WINDOWS = ("hann", "hann (symmetric)", "hamming", "rectangular")
+
+
+def stft_window(name: str, n_fft: int):
+    """A window of ``n_fft`` samples by name (:data:`STFT_WINDOWS`); float64 tensor."""
+    import torch
+
+    makers = {
+        "hann": lambda: torch.hann_window(n_fft, dtype=torch.float64),
+        "hann (symmetric)": lambda: torch.hann_window(n_fft, periodic=False, dtype=torch.float64),
+        "hamming": lambda: torch.hamming_window(n_fft, dtype=torch.float64),
+        "rectangular": lambda: torch.ones(n_fft, dtype=torch.float64),
+    }
+    if name not in makers:
+        raise ValueError(f"window {name!r} is not one of {STFT_WINDOWS}")
+    return makers[name]()
+
+
+def draw_stft_explorer(fig, noisy, clean, sr: int, window: str, n_fft: int,
+                       hop_fraction: float) -> dict:
+    """Draw, for one clip and one STFT setting, the noisy spectrogram, the overlap-add
+    envelope of the window, and the oracle mask's result. ``noisy``, ``clean``: (N,)
+    float64 tensors. Returns the numbers shown: ``ola_error_db`` (plain overlap-add,
+    divided by the envelope's mean), ``wola_error_db`` (divided by the envelope itself,
+    as ``torch.istft``), ``cola_ripple`` and ``irm_gain_db`` (SNR improvement of the
+    oracle ideal ratio mask)."""
+    import torch
+
+    from labutils import audio, spectral
+
+    hop = max(1, int(round(hop_fraction * n_fft)))
+    w = stft_window(window, n_fft)
+    spec = spectral.stft(noisy, w, hop)
+    frames = torch.fft.irfft(spec.transpose(-1, -2), n=n_fft, dim=-1) * w
+    ola = spectral.overlap_add(frames, hop)[n_fft // 2: n_fft // 2 + noisy.shape[-1]]
+    envelope = spectral.overlap_add_envelope(w, hop, spec.shape[-1], power=2)
+    inner = slice(n_fft, noisy.shape[-1] - n_fft)  # away from the ends
+    envelope_in = envelope[n_fft // 2: n_fft // 2 + noisy.shape[-1]]
+
+    def error_db(estimate):
+        ref, est = noisy[inner], estimate[inner]
+        return float(10 * torch.log10((ref - est).pow(2).sum() / ref.pow(2).sum() + 1e-30))
+
+    plain = ola / envelope_in[inner].mean()
+    wola = ola / envelope_in.clamp_min(1e-12)
+    clean_spec = spectral.stft(clean, w, hop)
+    mask = spectral.ideal_ratio_mask(clean_spec, spec - clean_spec)
+    enhanced = spectral.istft(mask * spec, w, hop, noisy.shape[-1])
+    numbers = {
+        "ola_error_db": error_db(plain), "wola_error_db": error_db(wola),
+        "cola_ripple": spectral.cola_ripple(w, hop, power=2),
+        "irm_gain_db": float(audio.snr_db(clean, enhanced) - audio.snr_db(clean, noisy)),
+    }
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.4, 1, 1.4]})
+    db = 20 * np.log10(spec.abs().numpy() + 1e-9)
+    plot_spectrogram(db - db.max(), sr, hop, ax=axes[0], fmax=8000, colorbar=False)
+    axes[0].images[0].set_clim(-80, 0)
+    axes[0].set_title(f"noisy, {window}, {1e3 * n_fft / sr:.0f} ms, hop {hop}", fontsize=9)
+    show = min(envelope.shape[-1], 6 * n_fft)
+    t_ms = 1e3 * np.arange(show) / sr
+    axes[1].plot(t_ms, envelope[:show].numpy(), color="k", lw=1)
+    axes[1].set_ylim(0, 1.15 * float(envelope.max()))
+    axes[1].set_xlabel("time (ms)")
+    axes[1].set_ylabel("sum of squared windows")
+    axes[1].set_title(f"overlap-add envelope, ripple {numbers['cola_ripple']:.2f}", fontsize=9)
+    freqs = np.arange(mask.shape[0]) * sr / n_fft / 1e3
+    axes[2].plot(freqs, mask.mean(-1).numpy(), color=color("oracle"), lw=1)
+    axes[2].set_ylim(0, 1)
+    axes[2].set_xlim(0, sr / 2e3)
+    axes[2].set_xlabel("frequency (kHz)")
+    axes[2].set_ylabel("mean ideal ratio mask")
+    axes[2].set_title(f"oracle mask: {numbers['irm_gain_db']:+.1f} dB SNR", fontsize=9)
+    fig.suptitle(f"reconstruction error: plain overlap-add {numbers['ola_error_db']:.0f} dB, "
+                 f"normalised (istft) {numbers['wola_error_db']:.0f} dB", fontsize=10)
+    fig.tight_layout()
+    return numbers
 
 
 use_style()

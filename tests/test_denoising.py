@@ -169,3 +169,17 @@ def test_loader_never_executes_code(tmp_path):
 def test_float64_pairs_are_accepted_as_float32(tmp_path):
     pairs = dn.load(_save(tmp_path, [_pair(dtype=torch.float64)]))
     assert pairs.noisy.dtype == torch.float32
+
+
+def test_split_is_a_seeded_partition_in_the_order_test_val_train():
+    noisy = torch.arange(20.0).reshape(20, 1, 1)
+    data = dn.Pairs(noisy, -noisy)
+    parts = dn.split(data, n_val=3, n_test=5, seed=7)
+    assert [len(parts[k].noisy) for k in ("test", "val", "train")] == [5, 3, 12]
+    ids = torch.cat([parts[k].noisy.flatten() for k in ("test", "val", "train")])
+    assert sorted(ids.tolist()) == list(range(20))  # every pair exactly once
+    assert torch.equal(parts["val"].clean, -parts["val"].noisy)  # pairs stay together
+    expected = torch.randperm(20, generator=torch.Generator().manual_seed(7))
+    assert ids.long().tolist() == expected.tolist()
+    with pytest.raises(ValueError, match="keep some for training"):
+        dn.split(data, n_val=10, n_test=10)

@@ -201,3 +201,18 @@ def _check_pair(path, q: int, pair, sample_rate: int, n_samples: int) -> None:
             )
         if not torch.isfinite(v).all():
             raise ValueError(f"{where}: {name} contains NaN or inf")
+
+
+def split(data: Pairs, n_val: int, n_test: int, seed: int = 0) -> dict[str, Pairs]:
+    """Split pairs into ``"test"``, ``"val"`` and ``"train"`` (in that order along one seeded
+    permutation ``torch.randperm(Q, generator=manual_seed(seed))``: the first ``n_test``
+    indices, the next ``n_val``, the rest), as notebook 02 does, so that notebooks that use
+    the same data and seed test on the same clips. Returns a dict of :class:`Pairs`."""
+    q = len(data.noisy)
+    if n_val < 0 or n_test < 1 or n_val + n_test >= q:
+        raise ValueError(f"cannot take {n_test} test and {n_val} validation pairs out of {q} "
+                         "and keep some for training; lower n_val and n_test or use more pairs")
+    order = torch.randperm(q, generator=torch.Generator().manual_seed(seed))
+    parts = {"test": order[:n_test], "val": order[n_test:n_test + n_val],
+             "train": order[n_test + n_val:]}
+    return {name: Pairs(data.noisy[i], data.clean[i]) for name, i in parts.items()}
