@@ -15,7 +15,7 @@ import nbformat
 
 from labutils.course import NOTEBOOKS, colab_url, repository_url
 from labutils.notebooks import BADGE
-from labutils.runner import ROOT
+from labutils.paths import FIGURES
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
@@ -170,12 +170,12 @@ def build(run_dir: str | pathlib.Path = "runs/full", out: str | pathlib.Path = "
     for i, name in enumerate(names):
         page = notebook_page(run_dir / f"{name}.ipynb", _nav(i, names), mathjax, set(names))
         (out / f"{name}.html").write_text(page, encoding="utf-8")
-    figure_dir = run_dir / "figures" if (run_dir / "figures").is_dir() else ROOT / "figures"
+    figure_dir = run_dir / "figures" if (run_dir / "figures").is_dir() else FIGURES
     figures = sorted(p.name for p in figure_dir.glob("*.png"))
     (out / "figures").mkdir()
     for name in figures:
         shutil.copy2(figure_dir / name, out / "figures" / name)
-    for extra in sorted((ROOT / "figures").glob("*.png")):   # figures the prose shows
+    for extra in sorted(FIGURES.glob("*.png")):   # figures the prose shows
         if not (out / "figures" / extra.name).exists():
             shutil.copy2(extra, out / "figures" / extra.name)
     index = out / "index.html"
