@@ -1,6 +1,6 @@
 """Data: the download cache (``cache``) and one module per data source."""
 
-from labutils.data import mnist1d, sines
+from labutils.data import mnist1d, sines, sleep_edf
 from labutils.data.cache import (
     ChecksumError,
     DataUnavailableError,
@@ -19,4 +19,5 @@ __all__ = [
     "fetch",
     "mnist1d",
     "sines",
+    "sleep_edf",
 ]
