@@ -165,14 +165,15 @@ def framewise_accuracy(logits: torch.Tensor, stages: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def night_log_probs(model: nn.Module, x, device=None, chunk: int = 256) -> torch.Tensor:
-    """Log-probabilities (E, K) for a whole night x (E, C, S): the encoder runs on chunks
-    of epochs, the sequence model on the whole night at once."""
+def night_log_probs(model: nn.Module, x, window: int, device=None) -> torch.Tensor:
+    """Log-probabilities (E, K) for a whole night x (E, C, S), from consecutive
+    non-overlapping windows of ``window`` epochs (the last one shorter), the length the
+    model was trained on."""
     model.eval()
     device = device or next(model.parameters()).device
     x = torch.as_tensor(x, dtype=torch.float32)
-    z = torch.cat([model.encoder(x[i:i + chunk].to(device)) for i in range(0, len(x), chunk)])
-    return model.head(model.lstm(z[None])[0])[0].log_softmax(-1).cpu()
+    return torch.cat([model(x[None, i:i + window].to(device))[0].log_softmax(-1).cpu()
+                      for i in range(0, len(x), window)])
 
 
 def ctc_stage_sequence(log_probs: torch.Tensor) -> list[int]:
