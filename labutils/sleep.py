@@ -176,9 +176,25 @@ def night_log_probs(model: nn.Module, x, window: int, device=None) -> torch.Tens
                       for i in range(0, len(x), window)])
 
 
-def ctc_stage_sequence(log_probs: torch.Tensor) -> list[int]:
-    """Greedy CTC decoding of a night's (E, 6) log-probabilities into stages 0..4."""
-    return [k - 1 for k in ctc.greedy_decode(log_probs)[0][0]]
+def ctc_stage_sequence(log_probs: torch.Tensor, blank_penalty: float = 0.0) -> list[int]:
+    """Greedy CTC decoding of a night's (E, 6) log-probabilities into stages 0..4.
+
+    ``blank_penalty`` is subtracted from the blank's log-probability first (0: plain
+    greedy decoding), so that a stage is emitted wherever its probability comes within a
+    factor exp(blank_penalty) of the blank's; choose it on validation nights
+    (:func:`tune_blank_penalty`)."""
+    lp = log_probs.clone()
+    lp[:, BLANK] -= blank_penalty
+    return [k - 1 for k in ctc.greedy_decode(lp)[0][0]]
+
+
+def tune_blank_penalty(log_probs, true_nights, penalties) -> tuple[float, list[float]]:
+    """The blank penalty with the lowest sequence CER on (validation) nights: log_probs
+    (E, 6) and hypnograms (E,) per night. Returns (best penalty, CER for each penalty)."""
+    refs = [stage_sequence(y) for y in true_nights]
+    cers = [ctc.corpus_cer(refs, [stage_sequence(ctc_stage_sequence(lp, p)) for lp in log_probs])
+            for p in penalties]
+    return float(penalties[int(np.argmin(cers))]), cers
 
 
 def ctc_framewise(log_probs: torch.Tensor) -> np.ndarray:

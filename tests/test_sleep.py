@@ -111,6 +111,14 @@ def test_ctc_decoding_helpers():
         lp[t, k] = 0.0
     assert sleep.ctc_stage_sequence(lp) == [2, 4]
     assert sleep.ctc_framewise(lp).tolist()[1] == 2
+    # a frame where N1 (label 2) has 0.4 and the blank 0.6: only a penalty above
+    # ln(0.6 / 0.4) = 0.405 lets greedy decoding emit it
+    flat = torch.tensor([[0.6, 0.0, 0.4, 0.0, 0.0, 0.0]]).clamp(min=1e-9).log()
+    assert sleep.ctc_stage_sequence(flat) == []
+    assert sleep.ctc_stage_sequence(flat, 0.3) == []
+    assert sleep.ctc_stage_sequence(flat, 0.5) == [1]
+    best, cers = sleep.tune_blank_penalty([flat], [np.array([1])], [0.0, 0.5, 2.0])
+    assert best == 0.5 and cers == [1.0, 0.0, 0.0]
 
 
 def test_epoch_scores_against_scikit_learn_and_a_hand_case():
