@@ -23,7 +23,7 @@ NOTEBOOKS = {
     "05_transformer": "The transformer, built and trained from scratch",
     "06_ctc": "Connectionist temporal classification: forward-backward and decoding",
     "07_wav2vec": "wav2vec and wav2vec 2.0: contrastive losses and product quantization",
-    "08_sleep_ctc_miniproject": "Sleep staging with CTC on Sleep-EDF",
+    "08_sleep_ctc_miniproject": "Sleep staging with CTC: a miniproject on Sleep-EDF",
     "09_speaker_mc_dropout": "Speaker accept/reject with MC dropout and deep ensembles",
 }
 
