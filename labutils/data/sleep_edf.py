@@ -114,7 +114,7 @@ def fetch(subjects, nights=(1,), dataset: str = "generated", data_dir=None,
         try:
             paths = fetch_data(subjects, recording=nights, path=str(root), on_missing="raise",
                                verbose="error")
-        except ValueError:
+        except ValueError:  # MNE's own refusal of a subject or night: already clear
             raise
         except Exception as err:  # no network, a refused request, a bad checksum
             raise DataUnavailableError(
@@ -234,9 +234,7 @@ def split_subjects(subjects, n_val: int, n_test: int, seed: int = 0):
 
 # ---------------------------------------------------------------------- the generator
 
-GENERATOR_VERSION = 1
-# Mean bout length in epochs and the stage that usually follows, for the brief
-# excursions that interrupt the 90-minute cycles.
+GENERATOR_VERSION = 1  # part of the cache key: change it when the generated files change
 _CYCLE_MINUTES = 90.0
 
 
