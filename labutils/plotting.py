@@ -272,3 +272,68 @@ def draw_stft_explorer(fig, noisy, clean, sr: int, window: str, n_fft: int,
 
 
 use_style()
+
+
+# ------------------------------------------------------------------ sleep staging
+
+SLEEP_STAGES = ("W", "N1", "N2", "N3", "R")
+# Hypnograms are drawn in the clinical order: W at the top, then R, N1, N2, N3.
+_HYPNOGRAM_LEVEL = {0: 4, 4: 3, 1: 2, 2: 1, 3: 0}
+
+
+def plot_hypnogram(ax, stages, color: str = "k", label: str | None = None,
+                   epoch_seconds: float = 30.0, **kwargs):
+    """Draw a hypnogram, stages (E,) in 0..4 (W, N1, N2, N3, R), as a step line against
+    time in hours, W at the top and N3 at the bottom. Returns the axes."""
+    stages = np.asarray(stages)
+    levels = np.array([_HYPNOGRAM_LEVEL[int(s)] for s in stages])
+    hours = np.arange(len(stages) + 1) * epoch_seconds / 3600
+    ax.step(hours, np.append(levels, levels[-1:]), where="post", color=color, label=label,
+            lw=kwargs.pop("lw", 1.0), **kwargs)
+    ax.set_yticks(sorted(_HYPNOGRAM_LEVEL.values()),
+                  [SLEEP_STAGES[s] for s in sorted(_HYPNOGRAM_LEVEL, key=_HYPNOGRAM_LEVEL.get)])
+    ax.set_xlabel("time (hours)")
+    return ax
+
+
+def draw_sleep_scrubber(fig, epoch: int, x, stages, frame_probs, ctc_probs, freqs, spectra,
+                        channels, sfreq: float = 100.0) -> None:
+    """One state of the hypnogram scrubber: the night's hypnogram with the chosen epoch
+    marked, that epoch's signals (x: (E, C, S)), its spectra (spectra: (E, C, F) in
+    uV^2/Hz at ``freqs`` (F,)), and the stage probabilities of the framewise model
+    (frame_probs: (E, 5)) and of the CTC model (ctc_probs: (E, 6), blank first)."""
+    epoch = int(np.clip(epoch, 0, len(stages) - 1))
+    grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.3])
+    ax = fig.add_subplot(grid[0, :])
+    plot_hypnogram(ax, stages, color="k", label="scored")
+    hour = epoch * len(x[0, 0]) / sfreq / 3600
+    ax.axvline(hour, color=color("ctc"), lw=2, alpha=0.8)
+    ax.set_title(f"epoch {epoch + 1} of {len(stages)}: scored {SLEEP_STAGES[int(stages[epoch])]}")
+    sig = fig.add_subplot(grid[1, 0])
+    t = np.arange(x.shape[-1]) / sfreq
+    step = 4 * float(np.median(np.abs(x[epoch]))) + 1e-9
+    for c, name in enumerate(channels):
+        sig.plot(t, x[epoch, c] - c * step, lw=0.5, color="k")
+        sig.text(0, -c * step + 0.45 * step, name, fontsize=7)
+    sig.set_yticks([])
+    sig.set_xlabel("time in the epoch (s)")
+    sig.set_title("signals (offset)")
+    spec = fig.add_subplot(grid[1, 1])
+    for c, name in enumerate(channels):
+        spec.semilogy(freqs, spectra[epoch, c], lw=1, label=name)
+    spec.set_xlim(0, 30)
+    spec.set_xlabel("frequency (Hz)")
+    spec.set_ylabel("power (uV²/Hz)")
+    spec.set_title("spectrum")
+    spec.legend(fontsize=7, loc="upper right")
+    bars = fig.add_subplot(grid[1, 2])
+    pos = np.arange(len(SLEEP_STAGES))
+    bars.bar(pos - 0.2, frame_probs[epoch], 0.4, color=color("framewise"), label="framewise")
+    bars.bar(pos + 0.2, ctc_probs[epoch, 1:], 0.4, color=color("ctc"),
+             label=f"CTC (blank {ctc_probs[epoch, 0]:.2f})")
+    bars.set_xticks(pos, SLEEP_STAGES)
+    bars.set_ylim(0, 1)
+    bars.set_ylabel("probability")
+    bars.set_title("stage probabilities")
+    bars.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()

@@ -1,6 +1,6 @@
 """Data: the download cache (``cache``) and one module per data source."""
 
-from labutils.data import mnist1d, sines
+from labutils.data import mnist1d, sines, sleep_edf
 from labutils.data.cache import (
     ChecksumError,
     DamagedFileError,
@@ -25,4 +25,5 @@ __all__ = [
     "safe_torch_load",
     "mnist1d",
     "sines",
+    "sleep_edf",
 ]

@@ -1,0 +1,234 @@
+"""Sleep staging: band-power features for the baseline, per-recording normalisation,
+windows of consecutive epochs, an epoch encoder with a sequence model on top, trained
+framewise (cross-entropy per epoch) or with CTC on the window's stage sequence, and the
+metrics that compare them (per-epoch scores and the sequence of stage transitions).
+
+Shapes: ``E`` epochs of a night, ``C`` channels, ``S`` = 3000 samples per 30 s epoch at
+100 Hz, ``N`` windows in a batch, ``L`` epochs per window, ``K`` classes. Stages are
+0..4 (W, N1, N2, N3, R); for CTC, stage k is label k + 1 and 0 is the blank.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+from torch import nn
+
+from labutils import ctc
+
+N_STAGES = 5
+BLANK = 0
+# The bands of MNE's sleep-staging tutorial (Hz).
+BANDS = {"delta": (0.5, 4.5), "theta": (4.5, 8.5), "alpha": (8.5, 11.5),
+         "sigma": (11.5, 15.5), "beta": (15.5, 30.0)}
+
+
+# ---------------------------------------------------------------------- features
+
+
+def band_powers(x: np.ndarray, sfreq: float = 100.0, bands=BANDS) -> np.ndarray:
+    """Relative power in each band: x (E, C, S) -> (E, C * len(bands)).
+
+    Welch's method (256-sample segments), each spectrum divided by its total power, then
+    averaged over the frequencies of each band, as in MNE's sleep-staging tutorial.
+    """
+    from scipy.signal import welch
+
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"band_powers needs epochs of shape (E, C, S), got {x.shape}")
+    f, psd = welch(x, fs=sfreq, nperseg=min(256, x.shape[-1]), axis=-1)
+    psd = psd / psd.sum(-1, keepdims=True)
+    feats = [psd[..., (f >= lo) & (f < hi)].mean(-1) for lo, hi in bands.values()]
+    return np.stack(feats, -1).reshape(len(x), -1)
+
+
+def normalize_night(x: np.ndarray) -> np.ndarray:
+    """Per-recording normalisation: each channel of a night (E, C, S) to zero median and
+    unit interquartile range / 1.349 (a robust standard deviation), over the whole night."""
+    x = np.asarray(x, dtype=np.float32)
+    flat = x.transpose(1, 0, 2).reshape(x.shape[1], -1)
+    q25, q50, q75 = np.percentile(flat, [25, 50, 75], axis=1)
+    scale = (q75 - q25) / 1.349
+    if np.any(scale <= 0):
+        raise ValueError("a channel is constant over the night; it cannot be normalised")
+    return ((x - q50[None, :, None]) / scale[None, :, None]).astype(np.float32)
+
+
+# ----------------------------------------------------------------------- windows
+
+
+class Windows(torch.utils.data.Dataset):
+    """Windows of ``length`` consecutive epochs of each night, starting every ``stride``.
+
+    ``nights``: a list of (x (E, C, S), stages (E,)). Item i is (x (L, C, S) float32,
+    stages (L,) long). Windows never cross from one night into another.
+    """
+
+    def __init__(self, nights, length: int, stride: int):
+        if length < 1 or stride < 1:
+            raise ValueError(f"length and stride must be positive, got {length}, {stride}")
+        self.nights = [(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y).long())
+                       for x, y in nights]
+        self.index = [(n, s) for n, (_, y) in enumerate(self.nights)
+                      for s in range(0, len(y) - length + 1, stride)]
+        if not self.index:
+            raise ValueError(f"no night has {length} epochs; use a shorter window")
+        self.length = length
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i):
+        n, s = self.index[i]
+        x, y = self.nights[n]
+        return x[s:s + self.length], y[s:s + self.length]
+
+
+def stage_sequence(stages) -> list[int]:
+    """The stages of a hypnogram with repeats merged ([2, 2, 3, 3, 2] -> [2, 3, 2])."""
+    return [int(k) for k, _ in itertools.groupby(np.asarray(stages).tolist())]
+
+
+def transitions(stages) -> int:
+    """The number of stage changes in a hypnogram (E,)."""
+    return max(len(stage_sequence(stages)) - 1, 0)
+
+
+def ctc_batch(batch):
+    """A ``collate_fn`` for CTC: items (x, stages) -> (x (N, L, C, S), targets (N, S_max)
+    padded with the blank, target_lengths (N,)), the batches of ``ctc.ctc_step``. The
+    target of a window is its stage sequence, each stage k as label k + 1."""
+    x = torch.stack([item[0] for item in batch])
+    sequences = [[k + 1 for k in stage_sequence(item[1])] for item in batch]
+    lengths = torch.tensor([len(s) for s in sequences])
+    targets = torch.full((len(batch), int(lengths.max())), BLANK, dtype=torch.long)
+    for i, s in enumerate(sequences):
+        targets[i, :len(s)] = torch.tensor(s)
+    return x, targets, lengths
+
+
+# ------------------------------------------------------------------------ models
+
+
+class EpochEncoder(nn.Module):
+    """A small CNN on the raw epoch, in the spirit of DeepSleepNet / TinySleepNet:
+    (N, C, S) -> (N, features). A wide first convolution (0.5 s, stride 60 ms), then
+    three narrow ones, max pooling, and the mean over time."""
+
+    def __init__(self, channels: int = 3, width: int = 32, features: int = 64,
+                 dropout: float = 0.2):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(channels, width, 50, stride=6), nn.BatchNorm1d(width), nn.ReLU(),
+            nn.MaxPool1d(8), nn.Dropout(dropout),
+            nn.Conv1d(width, width, 8, padding=4), nn.BatchNorm1d(width), nn.ReLU(),
+            nn.Conv1d(width, width, 8, padding=4), nn.BatchNorm1d(width), nn.ReLU(),
+            nn.Conv1d(width, features, 8, padding=4), nn.BatchNorm1d(features), nn.ReLU(),
+            nn.MaxPool1d(4),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).mean(-1)
+
+
+class SleepStager(nn.Module):
+    """Epoch encoder + a one-layer bidirectional LSTM over consecutive epochs + a linear
+    read-out per epoch: (N, L, C, S) -> logits (N, L, classes). ``classes`` = 5 for
+    framewise training, 6 (blank + 5 stages) for CTC."""
+
+    def __init__(self, classes: int, channels: int = 3, width: int = 32, features: int = 64,
+                 hidden: int = 64, dropout: float = 0.2):
+        super().__init__()
+        self.encoder = EpochEncoder(channels, width, features, dropout)
+        self.lstm = nn.LSTM(features, hidden, batch_first=True, bidirectional=True)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(2 * hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, length = x.shape[:2]
+        z = self.encoder(x.reshape(n * length, *x.shape[2:])).reshape(n, length, -1)
+        return self.head(self.drop(self.lstm(z)[0]))
+
+
+def framewise_loss(logits: torch.Tensor, stages: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy averaged over every epoch of every window: logits (N, L, K),
+    stages (N, L)."""
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), stages.reshape(-1))
+
+
+def framewise_accuracy(logits: torch.Tensor, stages: torch.Tensor) -> float:
+    """The fraction of epochs whose most probable stage is right (a metric for lu.fit)."""
+    return (logits.argmax(-1) == stages).float().mean().item()
+
+
+@torch.no_grad()
+def night_log_probs(model: nn.Module, x, window: int, device=None) -> torch.Tensor:
+    """Log-probabilities (E, K) for a whole night x (E, C, S), from consecutive
+    non-overlapping windows of ``window`` epochs (the last one shorter), the length the
+    model was trained on."""
+    model.eval()
+    device = device or next(model.parameters()).device
+    x = torch.as_tensor(x, dtype=torch.float32)
+    return torch.cat([model(x[None, i:i + window].to(device))[0].log_softmax(-1).cpu()
+                      for i in range(0, len(x), window)])
+
+
+def ctc_stage_sequence(log_probs: torch.Tensor, blank_penalty: float = 0.0) -> list[int]:
+    """Greedy CTC decoding of a night's (E, 6) log-probabilities into stages 0..4.
+
+    ``blank_penalty`` is subtracted from the blank's log-probability first (0: plain
+    greedy decoding), so that a stage is emitted wherever its probability comes within a
+    factor exp(blank_penalty) of the blank's; choose it on validation nights
+    (:func:`tune_blank_penalty`)."""
+    lp = log_probs.clone()
+    lp[:, BLANK] -= blank_penalty
+    return [k - 1 for k in ctc.greedy_decode(lp)[0][0]]
+
+
+def tune_blank_penalty(log_probs, true_nights, penalties) -> tuple[float, list[float]]:
+    """The blank penalty with the lowest sequence CER on (validation) nights: log_probs
+    (E, 6) and hypnograms (E,) per night. Returns (best penalty, CER for each penalty)."""
+    refs = [stage_sequence(y) for y in true_nights]
+    cers = [ctc.corpus_cer(refs, [stage_sequence(ctc_stage_sequence(lp, p)) for lp in log_probs])
+            for p in penalties]
+    return float(penalties[int(np.argmin(cers))]), cers
+
+
+def ctc_framewise(log_probs: torch.Tensor) -> np.ndarray:
+    """A per-epoch reading of CTC outputs (E, 6): the most probable stage, blank ignored."""
+    return (log_probs[:, 1:].argmax(-1)).numpy()
+
+
+# ----------------------------------------------------------------------- metrics
+
+
+def epoch_scores(y_true, y_pred) -> dict[str, float]:
+    """Per-epoch accuracy, macro-F1 (over the stages that occur in either) and Cohen's
+    kappa, computed by scikit-learn."""
+    from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{y_true.shape} true stages but {y_pred.shape} predictions")
+    return {"accuracy": float(accuracy_score(y_true, y_pred)),
+            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+            "kappa": float(cohen_kappa_score(y_true, y_pred))}
+
+
+def sequence_scores(true_nights, predicted_sequences) -> dict[str, float]:
+    """How well the stage sequences of nights are recovered.
+
+    ``true_nights``: hypnograms (E,) per night; ``predicted_sequences``: a predicted stage
+    sequence per night (repeats already merged, or a per-epoch prediction, which is
+    merged here). Returns the corpus CER of the sequences and the mean absolute error in
+    the number of transitions per night, with the true mean count beside it.
+    """
+    refs = [stage_sequence(y) for y in true_nights]
+    hyps = [stage_sequence(p) for p in predicted_sequences]
+    errors = [abs((len(h) - 1) - (len(r) - 1)) for r, h in zip(refs, hyps, strict=True)]
+    return {"cer": ctc.corpus_cer(refs, hyps),
+            "transition_error": float(np.mean(errors)),
+            "true_transitions": float(np.mean([len(r) - 1 for r in refs]))}
