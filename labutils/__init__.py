@@ -1,6 +1,17 @@
 """labutils: the helpers that every notebook of the series imports as ``lu``."""
 
-from labutils import audio, bench, course, data, device, plotting, runner, training, widgets
+from labutils import (
+    audio,
+    bench,
+    compression,
+    course,
+    data,
+    device,
+    plotting,
+    runner,
+    training,
+    widgets,
+)
 from labutils.course import quick_mode, record
 from labutils.device import describe_device, get_device, seed_everything
 from labutils.plotting import plot_history, save_figure
@@ -11,6 +22,7 @@ __all__ = [
     "History",
     "audio",
     "bench",
+    "compression",
     "course",
     "data",
     "describe_device",
