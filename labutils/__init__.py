@@ -7,6 +7,7 @@ from labutils import (
     course,
     data,
     device,
+    metrics,
     plotting,
     runner,
     training,
@@ -15,8 +16,8 @@ from labutils import (
 from labutils.course import quick_mode, record
 from labutils.device import describe_device, get_device, seed_everything
 from labutils.plotting import plot_history, save_figure
-from labutils.training import History, fit
-from labutils.widgets import play
+from labutils.training import History, evaluate, fit
+from labutils.widgets import explorer, play
 
 __all__ = [
     "History",
@@ -27,8 +28,11 @@ __all__ = [
     "data",
     "describe_device",
     "device",
+    "evaluate",
+    "explorer",
     "fit",
     "get_device",
+    "metrics",
     "play",
     "plot_history",
     "plotting",
