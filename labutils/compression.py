@@ -31,6 +31,21 @@ def mlp(n_in: int, n_classes: int, width: int = 1024, depth: int = 5,
     return nn.Sequential(*layers)
 
 
+def mlp_parameters(n_in: int, n_classes: int, width: int, depth: int) -> int:
+    """Parameters of :func:`mlp`: ``(n_in + 1) w + (depth - 1)(w + 1) w + (w + 1) n_classes``
+    for width ``w`` (weights and biases of every layer)."""
+    return (n_in + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * n_classes
+
+
+def width_for_parameters(n_in: int, n_classes: int, depth: int, parameters: int) -> int:
+    """The widest :func:`mlp` with at most ``parameters`` parameters (at least width 1):
+    the control network that has the same budget as a compressed one."""
+    width = 1
+    while mlp_parameters(n_in, n_classes, width + 1, depth) <= parameters:
+        width += 1
+    return width
+
+
 def linear_layers(model: nn.Module) -> list[nn.Linear]:
     """The ``nn.Linear`` modules of ``model`` in the order ``model.modules()`` visits them
     (for :func:`mlp`, input layer first, output layer last)."""

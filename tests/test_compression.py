@@ -123,6 +123,15 @@ def test_mlp_shape_and_parameter_count():
         C.mlp(40, 10, dropout=1.0)
 
 
+def test_width_for_parameters_by_hand():
+    # depth 2, 40 -> w -> w -> 10: 41 w + (w + 1) w + 10 (w + 1); w = 30 gives 2470
+    assert C.mlp_parameters(40, 10, 30, 2) == 41 * 30 + 31 * 30 + 31 * 10 == 2470
+    assert C.count_parameters(C.mlp(40, 10, width=30, depth=2)) == 2470
+    assert C.width_for_parameters(40, 10, 2, 2470) == 30
+    assert C.width_for_parameters(40, 10, 2, 2469) == 29
+    assert C.width_for_parameters(40, 10, 5, 10) == 1
+
+
 def test_compress_counts_agree_with_the_closed_form_and_keeps_the_original():
     torch.manual_seed(0)
     model = C.mlp(20, 5, width=32, depth=3, dropout=0.0).eval()
@@ -151,3 +160,44 @@ def test_svd_matches_numpy():
     np.testing.assert_allclose(s.numpy(), np.linalg.svd(w.numpy(), compute_uv=False),
                                rtol=1e-5)
     torch.testing.assert_close(u @ torch.diag(s) @ vh, w, atol=1e-5, rtol=1e-5)
+
+
+def test_rank_explorer_draws_the_count_and_accuracy_of_the_chosen_ranks():
+    import matplotlib.pyplot as plt
+
+    from labutils.plotting import svd_rank_explorer
+
+    torch.manual_seed(0)
+    model = C.mlp(6, 3, width=8, depth=2, dropout=0.0).eval()
+    x = torch.randn(50, 6)
+    y = torch.randint(0, 3, (50,))
+    draw, controls = svd_rank_explorer(model, x, y, defaults=[None, 4, None],
+                                       reference={"dense": (100, 0.5)})
+    assert controls == {"rank_W1": (1, 6, 1, 6), "rank_W2": (1, 8, 1, 4),
+                        "rank_W3": (1, 3, 1, 3)}
+    dense_params = C.count_parameters(model)
+    for ranks in [(6, 8, 3), (2, 4, 3), (1, 1, 1)]:
+        fig = plt.figure()
+        draw(fig, **dict(zip(controls, ranks, strict=True)))
+        # expected by hand: a full rank keeps the layer dense
+        expected = sum(C.dense_parameters(i, o) if r == min(i, o) else
+                       C.factorized_parameters(i, o, r)
+                       for (i, o), r in zip([(6, 8), (8, 8), (8, 3)], ranks, strict=True))
+        # the accuracy of the same truncation, from numpy's SVD
+        h = x.double().numpy()
+        for k, (layer, r) in enumerate(zip(C.linear_layers(model), ranks, strict=True)):
+            u, s, vh = np.linalg.svd(layer.weight.detach().double().numpy())
+            w = (u[:, :r] * s[:r]) @ vh[:r]
+            h = h @ w.T + layer.bias.detach().double().numpy()
+            if k < 2:
+                h = np.maximum(h, 0)
+        acc = np.mean(h.argmax(1) == y.numpy())
+        title = fig.axes[1].get_title()
+        assert f"{expected:,} parameters" in title, (ranks, title)
+        assert f"{100 * expected / dense_params:.1f} %" in title
+        assert f"accuracy {100 * acc:.1f} %" in title, (ranks, title, acc)
+        marks = [line for line in fig.axes[0].lines if line.get_marker() == "o"]
+        assert [int(m.get_xdata()[0]) for m in marks] == list(ranks)
+        plt.close(fig)
+    with pytest.raises(ValueError, match="3 linear layers"):
+        svd_rank_explorer(model, x, y, defaults=[None])
