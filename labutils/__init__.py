@@ -11,6 +11,7 @@ import importlib
 from labutils import (
     audio,
     bench,
+    compression,
     course,
     data,
     device,
@@ -32,6 +33,7 @@ __all__ = [
     "__version__",
     "audio",
     "bench",
+    "compression",
     "course",
     "data",
     "describe_device",

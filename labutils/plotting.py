@@ -337,3 +337,61 @@ def draw_sleep_scrubber(fig, epoch: int, x, stages, frame_probs, ctc_probs, freq
     bars.set_title("stage probabilities")
     bars.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
+def svd_rank_explorer(model, x, y, defaults, reference=None):
+    """The pieces of an explorer (``lu.explorer(draw, controls)``) of the rank of each linear
+    layer of ``model`` (see :mod:`labutils.compression`). The SVDs and spectra are computed
+    once; ``draw(fig, rank_W1=..., ...)`` factorises the layers at those ranks (the full rank
+    keeps a layer dense), measures the accuracy on ``x`` (N, ...) with labels ``y`` (N,),
+    and draws the spectra with the ranks marked beside accuracy against parameter count.
+    ``defaults`` gives the starting rank of each layer (None: full); ``reference`` maps a
+    label to fixed (parameters, accuracy) points drawn for comparison.
+    Returns ``(draw, controls)``."""
+    import torch
+
+    from labutils import compression
+    from labutils.metrics import accuracy
+
+    model = model.eval().cpu()
+    layers = compression.linear_layers(model)
+    if len(defaults) != len(layers):
+        raise ValueError(f"defaults has {len(defaults)} ranks for {len(layers)} linear layers")
+    svds = [compression.svd(layer.weight) for layer in layers]
+    spectra = [s.double().numpy() for _, s, _ in svds]
+    full = [len(s) for s in spectra]
+    names = [f"rank_W{i}" for i in range(1, len(layers) + 1)]
+    controls = {name: (1, k, 1, k if d is None else int(d))
+                for name, k, d in zip(names, full, defaults, strict=True)}
+    dense_params = compression.count_parameters(model)
+    x, y = x.cpu(), y.cpu()
+    reference = dict(reference or {})
+
+    def draw(fig, **ranks):
+        chosen = [int(ranks[name]) for name in names]
+        net = compression.compress(model, [None if r >= k else r for r, k in
+                                           zip(chosen, full, strict=True)], svds).eval()
+        with torch.no_grad():
+            acc = accuracy(net(x), y)
+        n_params = compression.count_parameters(net)
+        ax_s, ax_a = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
+        ax_a.minorticks_off()  # fewer ticks to lay out: a redraw stays fast
+        for i, (s, r) in enumerate(zip(spectra, chosen, strict=True)):
+            line, = ax_s.loglog(np.arange(1, len(s) + 1), s, lw=1.2, label=f"W{i + 1}")
+            ax_s.plot([r], [s[r - 1]], "o", color=line.get_color(), ms=6)
+        ax_s.set_ylim(bottom=1e-2 * max(s[0] for s in spectra))
+        ax_s.set_xlabel("index i (dots: the rank kept)")
+        ax_s.set_ylabel("singular value $s_i$")
+        ax_s.set_title("Spectra of the layers")
+        ax_s.legend(ncol=2, fontsize=8, loc="lower left")
+        for label, (p, a) in reference.items():
+            ax_a.plot(p, 100 * a, "s", color="0.6", ms=5)
+            ax_a.annotate(label, (p, 100 * a), fontsize=7, color="0.4",
+                          xytext=(4, -10), textcoords="offset points")
+        ax_a.plot(n_params, 100 * acc, "o", color=color("wiener"), ms=9)
+        ax_a.set_xscale("log")
+        ax_a.set_xlabel("parameters of the network")
+        ax_a.set_ylabel("test accuracy (%)")
+        ax_a.set_title(f"{n_params:,} parameters ({100 * n_params / dense_params:.1f} %),"
+                       f" accuracy {100 * acc:.1f} %", fontsize=9)
+        fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
+
+    return draw, controls

@@ -1,6 +1,6 @@
 """Data: the download cache (``cache``) and one module per data source."""
 
-from labutils.data import mnist1d, sines, sleep_edf
+from labutils.data import digits, mnist, mnist1d, sines, sleep_edf
 from labutils.data.cache import (
     ChecksumError,
     DamagedFileError,
@@ -21,9 +21,11 @@ __all__ = [
     "cache_dir",
     "cached",
     "check_arrays",
+    "digits",
     "fetch",
-    "safe_torch_load",
+    "mnist",
     "mnist1d",
+    "safe_torch_load",
     "sines",
     "sleep_edf",
 ]
