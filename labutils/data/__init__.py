@@ -1,6 +1,6 @@
 """Data: the download cache (``cache``) and one module per data source."""
 
-from labutils.data import mnist1d, sines
+from labutils.data import daps, mnist1d, sines
 from labutils.data.cache import (
     ChecksumError,
     DataUnavailableError,
@@ -16,6 +16,7 @@ __all__ = [
     "atomic_path",
     "cache_dir",
     "cached",
+    "daps",
     "fetch",
     "mnist1d",
     "sines",
