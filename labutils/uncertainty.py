@@ -93,6 +93,16 @@ def mc_dropout(model: nn.Module, x: torch.Tensor, passes: int, batch: int = 256,
                             for _ in range(passes)]).numpy()
 
 
+def seeded_models(make, n: int, seed: int = 0) -> list[nn.Module]:
+    """``n`` models from ``make()``, the i-th built right after ``torch.manual_seed(seed +
+    i)``, so that every member of an ensemble starts from its own random initialisation."""
+    models = []
+    for i in range(n):
+        torch.manual_seed(seed + i)
+        models.append(make())
+    return models
+
+
 def ensemble(models, x: torch.Tensor, batch: int = 256) -> np.ndarray:
     """Each member's eval-mode softmax outputs, (M, N, C)."""
     return np.stack([predict(m, x, batch) for m in models])
@@ -113,7 +123,7 @@ def fit_temperature(logits, labels, max_iter: int = 200) -> float:
         return loss
 
     opt.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 # ---------------------------------------------------------------- scores
