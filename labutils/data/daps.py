@@ -220,11 +220,12 @@ class Chunks(NamedTuple):
 
 def chunks(recordings: list[Recording], sr: int = 16000, seconds: float = 2.0,
            hop_seconds: float = 1.0, n_mels: int = 64, hop: int = 256, transform=None,
-           crop: bool = False, rng=None) -> Chunks:
+           crop: bool = False, rng=None, accepted=ACCEPTED) -> Chunks:
     """Cut each recording's log-mel spectrogram (:func:`labutils.audio.log_mel`, ``hop``
     samples a frame) into windows of ``seconds`` every ``hop_seconds``. With ``crop`` each
     window starts at a random frame within its hop (random cropping); ``transform(wave,
-    rng)`` (optional) changes each recording first (augmentation)."""
+    rng)`` (optional) changes each recording first (augmentation). Label 1 marks a speaker
+    in ``accepted``."""
     rng = np.random.default_rng(rng)
     frames, step = int(seconds * sr / hop), max(1, int(hop_seconds * sr / hop))
     rows = []
@@ -234,7 +235,7 @@ def chunks(recordings: list[Recording], sr: int = 16000, seconds: float = 2.0,
         for s in range(0, spec.shape[1] - frames + 1, step):
             if crop:
                 s = min(s + int(rng.integers(step)), spec.shape[1] - frames)
-            rows.append((spec[None, :, s:s + frames], int(r.speaker in ACCEPTED), r.speaker,
+            rows.append((spec[None, :, s:s + frames], int(r.speaker in accepted), r.speaker,
                          r.script, s * hop / sr))
     if not rows:
         raise ValueError(f"no recording is {seconds} s long; nothing to cut")
