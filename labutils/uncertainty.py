@@ -17,12 +17,12 @@ from torch import nn
 
 
 class SpeakerCNN(nn.Module):
-    """Three conv blocks (3x3 conv, batch norm, ReLU, 2x2 max pool) and two fully
-    connected layers with dropout before the last: (B, 1, n_mels, frames) -> logits (B, C).
-    """
+    """Three conv blocks (3x3 conv, batch norm, ReLU, 2x2 max pool), an average over time
+    (who speaks does not depend on when in the chunk), then two fully connected layers with
+    dropout before the last: (B, 1, n_mels, frames) -> logits (B, classes)."""
 
-    def __init__(self, n_mels: int = 64, frames: int = 125, channels=(16, 32, 64),
-                 hidden: int = 128, classes: int = 2, p: float = 0.5):
+    def __init__(self, n_mels: int = 40, channels=(8, 16, 32), hidden: int = 64,
+                 classes: int = 2, p: float = 0.5):
         super().__init__()
         blocks, c_in = [], 1
         for c in channels:
@@ -30,13 +30,12 @@ class SpeakerCNN(nn.Module):
                        nn.MaxPool2d(2)]
             c_in = c
         self.features = nn.Sequential(*blocks)
-        flat = c_in * (n_mels // 8) * (frames // 8)
-        self.fc1 = nn.Linear(flat, hidden)
+        self.fc1 = nn.Linear(c_in * (n_mels // 2 ** len(channels)), hidden)
         self.dropout = nn.Dropout(p)
         self.fc2 = nn.Linear(hidden, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x).flatten(1)
+        h = self.features(x).mean(-1).flatten(1)  # (B, channels * bands)
         return self.fc2(self.dropout(torch.relu(self.fc1(h))))
 
 

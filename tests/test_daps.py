@@ -19,7 +19,7 @@ from labutils.data import ChecksumError, daps
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return daps.generate(2.5, seed=3, data_dir=tmp_path_factory.mktemp("daps"))
+    return daps.generate(3, seed=3, data_dir=tmp_path_factory.mktemp("daps"))
 
 
 def test_generated_files_have_the_daps_names_layout_and_format(root):
@@ -29,7 +29,8 @@ def test_generated_files_have_the_daps_names_layout_and_format(root):
     assert names == expected and len(names) == 100
     info = sf.info(root / "clean" / "m10_script5_clean.wav")
     assert info.samplerate == 44100 and info.channels == 1 and info.subtype == "PCM_16"
-    assert info.frames == round(2.5 * 44100)
+    rate = daps.voices(3)["m10"].rate
+    assert info.frames == round(round(3 * 4.25 / rate, 2) * 44100)
 
 
 def test_generated_files_read_back(root):
@@ -39,17 +40,18 @@ def test_generated_files_read_back(root):
     assert rate == 44100
     reference = librosa.resample(raw, orig_sr=44100, target_sr=16000)
     np.testing.assert_allclose(recs[1].audio, reference, atol=1e-6)
-    assert recs[1].audio.dtype == np.float32 and len(recs[1].audio) == 40000
+    assert recs[1].audio.dtype == np.float32 and len(recs[1].audio) == len(reference)
+    assert len(reference) == round(len(raw) * 16000 / 44100)
     peak = np.abs(raw).max()
     assert 10 ** (-12.5 / 20) < peak < 10 ** (-2.5 / 20)  # the reading level
 
 
 def test_generation_is_seeded_and_cached(root, tmp_path):
-    again = daps.generate(2.5, seed=3, data_dir=tmp_path)
+    again = daps.generate(3, seed=3, data_dir=tmp_path)
     a = sf.read(root / "clean" / "f7_script1_clean.wav")[0]
     assert np.array_equal(a, sf.read(again / "clean" / "f7_script1_clean.wav")[0])
     stamp = (again / "clean" / "f7_script1_clean.wav").stat().st_mtime_ns
-    assert daps.generate(2.5, seed=3, data_dir=tmp_path) == again
+    assert daps.generate(3, seed=3, data_dir=tmp_path) == again
     assert (again / "clean" / "f7_script1_clean.wav").stat().st_mtime_ns == stamp
 
 

@@ -69,7 +69,7 @@ def test_scores_reject_bad_input():
 
 def _small_cnn(p=0.5):
     torch.manual_seed(0)
-    model = un.SpeakerCNN(n_mels=16, frames=16, channels=(4, 4, 4), hidden=8, p=p)
+    model = un.SpeakerCNN(n_mels=16, channels=(4, 4, 4), hidden=8, p=p)
     model.train()
     with torch.no_grad():  # give batch norm running statistics of its own
         model(torch.randn(32, 1, 16, 16) * 3 + 1)
@@ -106,10 +106,10 @@ def test_mc_dropout_needs_dropout():
 
 
 def test_ensemble_members_differ_and_are_averaged():
-    members = un.seeded_models(lambda: un.SpeakerCNN(16, 16, (4, 4, 4), 8), 3, seed=10)
+    members = un.seeded_models(lambda: un.SpeakerCNN(16, (4, 4, 4), 8), 3, seed=10)
     w = [m.fc2.weight.detach() for m in members]
     assert not torch.equal(w[0], w[1]) and not torch.equal(w[1], w[2])
-    again = un.seeded_models(lambda: un.SpeakerCNN(16, 16, (4, 4, 4), 8), 3, seed=10)
+    again = un.seeded_models(lambda: un.SpeakerCNN(16, (4, 4, 4), 8), 3, seed=10)
     assert torch.equal(again[2].fc2.weight, w[2])  # seeded
     x = torch.randn(5, 1, 16, 16)
     probs = un.ensemble(members, x)
@@ -154,3 +154,28 @@ def test_reinitialised_resets_one_layer_only():
     assert not torch.equal(fresh.features[0].weight, start["features.0.weight"])
     with pytest.raises(ValueError, match="not a layer"):
         un.reinitialised(model, "features.2")  # a ReLU
+
+
+def test_mc_explorer_draws_the_passes_and_the_calibration_curve():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from labutils.plotting import draw_mc_passes
+
+    rng = np.random.default_rng(0)
+    p1 = rng.uniform(size=(50, 40))
+    samples = np.stack([1 - p1, p1], -1)
+    labels = rng.integers(0, 2, 40)
+    for passes, chunk in ((1, 0), (7, 3), (50, 39)):
+        fig = plt.figure()
+        draw_mc_passes(fig, samples, labels, chunk, passes)
+        left, right = fig.axes
+        x, yv = left.collections[0].get_offsets().T
+        np.testing.assert_allclose(yv, p1[:passes, chunk])
+        running = left.lines[0].get_ydata()
+        assert running[-1] == pytest.approx(p1[:passes, chunk].mean())
+        expected = un.ece(samples[:passes].mean(0), labels)
+        assert f"ECE {expected:.3f}" in right.get_title()
+        plt.close(fig)

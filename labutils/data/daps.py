@@ -116,15 +116,24 @@ def voices(seed: int = 0) -> dict[str, Voice]:
     return out
 
 
+def reading_seconds(seconds: float, voice: Voice) -> float:
+    """How long a reading lasts: ``seconds`` for a speaker of 4.25 syllables a second,
+    longer for slower readers (the same script takes them more time), in whole frames of
+    10 ms."""
+    return round(seconds * 4.25 / voice.rate, 2)
+
+
 def generate(seconds: float = 30.0, seed: int = 0, data_dir=None) -> pathlib.Path:
     """A folder in the layout of DAPS, ``clean/{speaker}_script{k}_clean.wav`` for the 20
-    speakers and 5 scripts, 16-bit PCM WAV at 44.1 kHz, each reading ``seconds`` long, with
-    a reading level that varies by speaker and recording. Written once into the cache
+    speakers and 5 scripts, 16-bit PCM WAV at 44.1 kHz, each reading about ``seconds`` long
+    (:func:`reading_seconds`: slow readers take longer), at a level that varies by speaker
+    and recording. Written once into the cache
     (atomically) and reused; the same arguments always give the same files."""
     import soundfile as sf
 
-    if seconds < 2:
-        raise ValueError(f"seconds must be at least 2 (a chunk is 2 s long), got {seconds}")
+    if seconds < 3:
+        raise ValueError(f"seconds must be at least 3, so that even the fastest reader's "
+                         f"reading holds a 2 s chunk; got {seconds}")
 
     def write(path: pathlib.Path) -> None:
         (path / "clean").mkdir(parents=True)
@@ -132,7 +141,8 @@ def generate(seconds: float = 30.0, seed: int = 0, data_dir=None) -> pathlib.Pat
         scripts = {k: script_syllables(400, seed * 100 + k) for k in SCRIPTS}
         for name, voice in voices(seed).items():
             for k in SCRIPTS:
-                y = read_script(voice, scripts[k], seconds, SAMPLE_RATE, rng)
+                y = read_script(voice, scripts[k], reading_seconds(seconds, voice),
+                                SAMPLE_RATE, rng)
                 y *= 10 ** (rng.uniform(-12, -3) / 20)  # reading level: -12 to -3 dBFS peak
                 sf.write(path / "clean" / file_name(name, k), y, SAMPLE_RATE, subtype="PCM_16")
 
