@@ -45,6 +45,7 @@ COLORS = {
     "noisy": "#aaaaaa",
     "clean": "#17becf",
     "mc_dropout": "#1f77b4",
+    "single_model": "#e377c2",
     "ensemble": "#d62728",
     "temperature": "#8c564b",
     "framewise": "#1f77b4",
