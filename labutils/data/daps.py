@@ -64,18 +64,16 @@ def extract_clean(archive: str | os.PathLike, target: str | os.PathLike) -> path
 
 
 def fetch_clean(data_dir=None) -> pathlib.Path:
-    """Download the DAPS archive into the cache once (about 12 GB, MD5-checked), extract
-    its clean set once (atomically) and return the folder that holds ``clean/``."""
-    root = cache_dir(data_dir) / "daps"
-    if (root / "clean").is_dir():
-        return root
+    """The folder that holds DAPS's ``clean/``: ``<cache>/daps`` if you put it there
+    yourself, else the archive downloaded into the cache once (about 12 GB, MD5-checked)
+    with its clean set extracted once, atomically, into ``<cache>/daps_extracted/daps``."""
+    cache = cache_dir(data_dir)
+    for root in (cache / "daps", cache / "daps_extracted" / "daps"):
+        if (root / "clean").is_dir():
+            return root
     archive = fetch("DAPS", URL, f"md5:{MD5}", data_dir=data_dir,
                     offline_hint="DATASET = 'generated'")
-
-    def write(path: pathlib.Path) -> None:
-        extract_clean(archive, path)  # writes path/daps/clean/...
-
-    folder = cached("daps_extracted", write, data_dir)
+    folder = cached("daps_extracted", lambda path: extract_clean(archive, path), data_dir)
     return folder / "daps"
 
 
