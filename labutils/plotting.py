@@ -126,6 +126,7 @@ def plot_history(history, keys: list[str] | None = None, axes=None, title: str =
         if history.best_epoch is not None:
             ax.axvline(history.best_epoch + 1, color="0.6", ls=":", lw=1)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.legend()
     if title:
