@@ -47,6 +47,7 @@ COLORS = {
     "noisy": "#aaaaaa",
     "clean": "#17becf",
     "mc_dropout": "#1f77b4",
+    "single_model": "#e377c2",
     "ensemble": "#d62728",
     "temperature": "#8c564b",
     "framewise": "#1f77b4",
@@ -130,6 +131,7 @@ def plot_history(history, keys: list[str] | None = None, axes=None, title: str =
             ax.axvline(history.best_epoch + 1, color="0.6", ls=":", lw=1)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))  # no epoch 2.5
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.legend()
     if title:
@@ -395,3 +397,45 @@ def svd_rank_explorer(model, x, y, defaults, reference=None):
         fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
 
     return draw, controls
+def plot_reliability(ax, rel: dict, label: str, color: str | None = None):
+    """A reliability curve from :func:`labutils.uncertainty.reliability`: accuracy against
+    mean confidence per bin (empty bins skipped), with the diagonal of perfect calibration."""
+    full = rel["count"] > 0
+    ax.plot([0.5, 1], [0.5, 1], color="0.6", ls=":", lw=1)
+    ax.plot(rel["confidence"][full], rel["accuracy"][full], marker="o", ms=4, label=label,
+            color=color)
+    ax.set_xlabel("confidence (top-class probability)")
+    ax.set_ylabel("accuracy")
+    return ax
+
+
+def draw_mc_passes(fig, samples, labels, chunk: int, passes: int, bins: int = 10):
+    """The MC dropout explorer: ``samples`` (S, N, 2) softmax outputs of S passes,
+    ``labels`` (N,). Left: the first ``passes`` outputs P(accept) for chunk ``chunk`` with
+    their running mean and standard deviation; right: the reliability curve of the mean
+    over ``passes`` passes on all N chunks, with its ECE."""
+    from labutils import uncertainty as un
+
+    s = np.asarray(samples)[:passes]
+    p_accept = s[:, chunk, 1]
+    n = np.arange(1, passes + 1)
+    running = np.cumsum(p_accept) / n
+    spread = np.array([p_accept[:k].std() for k in n])
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.scatter(n, p_accept, s=10, color="0.5", label="one pass")
+    ax1.plot(n, running, color=color("mc_dropout"), label="mean so far")
+    ax1.fill_between(n, running - spread, running + spread, color=color("mc_dropout"),
+                     alpha=0.2, lw=0, label="± standard deviation")
+    ax1.set_ylim(-0.02, 1.02)
+    ax1.set_xlabel("number of passes")
+    ax1.set_ylabel("P(accept)")
+    truth = "accept" if labels[chunk] == 1 else "reject"
+    ax1.set_title(f"chunk {chunk} (truth: {truth}): mean {running[-1]:.2f} "
+                  f"± {spread[-1]:.2f}")
+    ax1.legend(loc="lower left", fontsize=8)
+    mean = s.mean(0)
+    plot_reliability(ax2, un.reliability(mean, labels, bins), f"{passes} passes",
+                     color("mc_dropout"))
+    ax2.set_title(f"calibration over all chunks: ECE {un.ece(mean, labels, bins):.3f}")
+    fig.tight_layout()
+    return fig

@@ -1,6 +1,6 @@
 """Data: the download cache (``cache``) and one module per data source."""
 
-from labutils.data import digits, mnist, mnist1d, sines, sleep_edf
+from labutils.data import daps, digits, mnist, mnist1d, sines, sleep_edf
 from labutils.data.cache import (
     ChecksumError,
     DamagedFileError,
@@ -21,6 +21,7 @@ __all__ = [
     "cache_dir",
     "cached",
     "check_arrays",
+    "daps",
     "digits",
     "fetch",
     "mnist",

@@ -187,9 +187,10 @@ def fetch(dataset: str, url: str, sha256: str | None, filename: str | None = Non
     """Download ``url`` into the cache once, checking its SHA-256, and return the path.
 
     A download goes to a temporary file that is moved into place only when complete and
-    verified; a cached file whose SHA-256 no longer matches is downloaded again. Failures
-    raise :class:`DataUnavailableError` (naming the data set, the URL and
-    ``offline_hint``, the parameter that switches to generated data) or
+    verified; a cached file whose hash no longer matches is downloaded again. Where a
+    source publishes another hash than SHA-256, pass it with its algorithm, e.g.
+    ``"md5:<hex>"``. Failures raise :class:`DataUnavailableError` (naming the data set, the
+    URL and ``offline_hint``, the parameter that switches to generated data) or
     :class:`ChecksumError`. ``validate(path)`` (optional) raises if the file is not the
     expected data; such a file is refused with :class:`DamagedFileError`, which names it
     and says how to remove it. ``downloader`` is passed to pooch (for mirrors and tests).
@@ -198,15 +199,16 @@ def fetch(dataset: str, url: str, sha256: str | None, filename: str | None = Non
 
     folder = cache_dir(data_dir)
     filename = filename or url.rstrip("/").split("/")[-1]
-    known_hash = f"sha256:{sha256}" if sha256 else None
+    known_hash = None if not sha256 else sha256 if ":" in sha256 else f"sha256:{sha256}"
     try:
         path = pooch.retrieve(url, known_hash, fname=filename, path=folder,
                               downloader=downloader, progressbar=False)
     except ValueError as err:
         if "hash" not in str(err).lower():
             raise
+        kind = "checksum" if ":" in sha256 else "SHA-256"
         raise ChecksumError(
-            f"{dataset}: the file from {url} does not match its SHA-256 {sha256}; it was not "
+            f"{dataset}: the file from {url} does not match its {kind} {sha256}; it was not "
             "kept. Try again later, or report the changed file."
         ) from err
     except Exception as err:  # network, HTTP and OS errors alike
