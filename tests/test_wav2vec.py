@@ -210,8 +210,8 @@ def test_negatives_are_other_masked_frames_of_the_same_sequence_uniformly():
         others = [s for s in mask[b].nonzero().flatten().tolist() if s != t]
         counts = torch.bincount(idx[b, t], minlength=12).double() / 3000
         assert set(idx[b, t].tolist()) == set(others)
-        torch.testing.assert_close(counts[others], torch.full((len(others),), 1 / len(others),
-                                                              dtype=torch.float64), atol=0.03, rtol=0)
+        uniform = torch.full((len(others),), 1 / len(others), dtype=torch.float64)
+        torch.testing.assert_close(counts[others], uniform, atol=0.03, rtol=0)
     assert torch.equal(idx[2], torch.arange(12)[:, None].expand(12, 3000))  # no masked frame
     with pytest.raises(ValueError, match="one masked frame"):
         w2v.sample_negatives(torch.tensor([[True, False]]), 2)
