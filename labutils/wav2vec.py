@@ -277,15 +277,16 @@ def n_frames(n_samples: int) -> int:
 class FeatureEncoder(nn.Module):
     """Seven strided 1-D convolutions (kernels 10, 3, 3, 3, 3, 2, 2; strides 5, 2, ..., 2:
     total stride 320, receptive field 400 samples), GELU, group norm after the first,
-    as in wav2vec 2.0 base with fewer channels. (B, N) -> (B, T, channels)."""
+    Kaiming-normal weights, as in wav2vec 2.0 base with fewer channels.
+    (B, N) -> (B, T, channels)."""
 
     def __init__(self, channels: int = 64):
         super().__init__()
         layers, c_in = [], 1
         for i, (k, s) in enumerate(zip(KERNELS, STRIDES, strict=True)):
-            layers.append(nn.Conv1d(c_in, channels, k, s, bias=False))
-            if i == 0:
-                layers.append(nn.GroupNorm(channels, channels))
+            conv = nn.Conv1d(c_in, channels, k, s, bias=False)
+            nn.init.kaiming_normal_(conv.weight)  # as fairseq: the scale survives 7 layers
+            layers += [conv, nn.GroupNorm(channels, channels)] if i == 0 else [conv]
             layers.append(nn.GELU())
             c_in = channels
         self.conv = nn.Sequential(*layers)

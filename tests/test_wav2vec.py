@@ -343,7 +343,8 @@ def test_quantizer_matches_transformers():
     theirs = hf.Wav2Vec2GumbelVectorQuantizer(config)
     ours = w2v.GumbelQuantizer(8, 6, groups=2, entries=7, tau=1.3)
     theirs.temperature = 1.3
-    with torch.no_grad():
+    with torch.no_grad():  # built outside a model, transformers leaves codevectors unset
+        theirs.codevectors.uniform_()
         ours.proj.weight.copy_(theirs.weight_proj.weight)
         ours.proj.bias.copy_(theirs.weight_proj.bias)
         ours.codebooks.copy_(theirs.codevectors.view(2, 7, 3))
