@@ -402,3 +402,33 @@ def test_contrastive_logits_match_transformers():
     loss, _ = w2v.contrastive_loss(ours)
     target = torch.zeros(int(mask.sum()), dtype=torch.long)
     torch.testing.assert_close(loss, F.cross_entropy(theirs, target))
+
+
+# ------------------------------------------------------------------ the explorer
+
+
+def test_explorer_draw_shows_masks_and_code_usage():
+    import matplotlib.pyplot as plt
+
+    from labutils.plotting import draw_wav2vec_explorer
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(300, 40, generator=gen) * 2
+    gumbel = -torch.log(-torch.log(torch.rand(300, 40, generator=gen)))
+    kw = dict(lengths=[99, 60, 30, 12] * 10, logits=logits, gumbel=gumbel,
+              expected=w2v.expected_mask_fraction)
+    shown = {}
+    for p, span, tau in [(0.0, 10, 2.0), (0.065, 10, 0.1), (0.065, 10, 4.0), (0.2, 3, 1.0)]:
+        fig = plt.figure()
+        shown[(p, span, tau)] = draw_wav2vec_explorer(fig, p, span, tau, **kw)
+        assert len(fig.axes) == 2 and fig.axes[0].get_title().startswith(f"p = {p:.3f}")
+        plt.close(fig)
+    assert shown[(0.0, 10, 2.0)]["fraction"] == 0 == shown[(0.0, 10, 2.0)]["expected"]
+    for numbers in shown.values():
+        assert abs(numbers["fraction"] - numbers["expected"]) < 0.1
+    cold, hot = shown[(0.065, 10, 0.1)], shown[(0.065, 10, 4.0)]
+    assert cold["hard_perplexity"] == hot["hard_perplexity"]  # arg max(l + n) ignores tau
+    assert cold["per_frame_perplexity"] < 1.5 < 10 < hot["per_frame_perplexity"]
+    hard = torch.bincount((logits + gumbel).argmax(-1), minlength=40).double() / 300
+    assert math.isclose(cold["hard_perplexity"], float(torch.exp(-torch.xlogy(hard, hard).sum())),
+                        rel_tol=1e-9)
