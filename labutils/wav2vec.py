@@ -173,6 +173,9 @@ class GumbelQuantizer(nn.Module):
             raise ValueError(f"d_out={d_out} must be a multiple of groups={groups}")
         self.groups, self.entries, self.tau = groups, entries, tau
         self.proj = nn.Linear(d_in, groups * entries)
+        # as fairseq and transformers: logits large enough that the choice is not all noise
+        nn.init.normal_(self.proj.weight, std=1.0)
+        nn.init.zeros_(self.proj.bias)
         self.codebooks = nn.Parameter(torch.rand(groups, entries, d_out // groups))
 
     def forward(self, x) -> Quantized:
