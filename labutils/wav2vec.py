@@ -176,7 +176,9 @@ class GumbelQuantizer(nn.Module):
         # as fairseq and transformers: logits large enough that the choice is not all noise
         nn.init.normal_(self.proj.weight, std=1.0)
         nn.init.zeros_(self.proj.bias)
-        self.codebooks = nn.Parameter(torch.rand(groups, entries, d_out // groups))
+        # normal entries (fairseq draws them uniform in [0, 1)): distinct codes give nearly
+        # orthogonal targets from the start, which a short pre-training needs
+        self.codebooks = nn.Parameter(torch.randn(groups, entries, d_out // groups))
 
     def forward(self, x) -> Quantized:
         b, t, _ = x.shape
