@@ -309,11 +309,13 @@ class Wav2Vec2(nn.Module):
     latents z) -> masked frames replaced by a learned vector -> a convolutional relative
     position embedding -> transformer encoder layers (post-norm) -> context c.
     The quantizer reads the unmasked encoder output; c and q are projected to ``final_dim``.
+    The position embedding spans ``pos_kernel`` frames (128, 2.56 s, as in base): frames
+    inside a long masked stretch differ only by where they sit relative to its edges.
     """
 
     def __init__(self, channels: int = 64, d_model: int = 64, n_heads: int = 4,
                  n_layers: int = 2, d_ff: int = 256, final_dim: int = 32, groups: int = 2,
-                 entries: int = 320, pos_kernel: int = 16, pos_groups: int = 4,
+                 entries: int = 320, pos_kernel: int = 128, pos_groups: int = 16,
                  dropout: float = 0.1):
         super().__init__()
         self.encoder = FeatureEncoder(channels)
