@@ -439,3 +439,51 @@ def draw_mc_passes(fig, samples, labels, chunk: int, passes: int, bins: int = 10
     ax2.set_title(f"calibration over all chunks: ECE {un.ece(mean, labels, bins):.3f}")
     fig.tight_layout()
     return fig
+def draw_wav2vec_explorer(fig, p: float, span: int, tau: float, *, lengths, logits, gumbel,
+                          expected, seed: int = 0) -> dict:
+    """Notebook 07's explorer. Left: the span masks that ``labutils.wav2vec.span_mask``
+    draws for sequences of ``lengths`` frames at start probability ``p`` and ``span``, with
+    the measured masked fraction against ``expected(length, p, span)``. Right: how a
+    codebook's entries are used by the Gumbel-softmax samples at temperature ``tau``:
+    ``logits`` (M, V) of M frames and fixed noise ``gumbel`` (M, V). Returns the numbers
+    shown (fraction, expectation, soft and hard perplexity)."""
+    import torch
+
+    from labutils.wav2vec import span_mask
+
+    lengths = torch.as_tensor(lengths)
+    mask = span_mask(lengths, int(lengths.max()), p, span,
+                     generator=torch.Generator().manual_seed(seed))
+    valid = torch.arange(mask.shape[1]) < lengths[:, None]
+    fraction = mask[valid].float().mean().item()
+    expect = float(np.average([expected(int(n), p, span) for n in lengths], weights=lengths))
+    ax_mask, ax_code = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
+    shown = np.where(valid.numpy(), mask.numpy().astype(float), np.nan)
+    ax_mask.imshow(shown, aspect="auto", cmap="Greys", vmin=-0.3, vmax=1, interpolation="none")
+    ax_mask.set_xlabel("frame (20 ms each)")
+    ax_mask.set_ylabel("utterance")
+    ax_mask.grid(False)
+    ax_mask.set_title(f"p = {p:.3f}, span = {span}: {fraction:.0%} masked "
+                      f"(expected {expect:.0%})")
+    soft = torch.softmax((torch.as_tensor(logits) + torch.as_tensor(gumbel)) / tau, -1)
+    usage = soft.mean(0)
+    hard = torch.bincount(soft.argmax(-1), minlength=soft.shape[1]).double() / soft.shape[0]
+
+    def perplexity(q):
+        return float(torch.exp(-torch.xlogy(q, q).sum()))
+
+    order = torch.argsort(hard, descending=True)
+    ranks = np.arange(1, len(order) + 1)
+    ax_code.bar(ranks, hard[order].numpy(), color="0.75", width=1.0,
+                label=f"hard choices (perplexity {perplexity(hard):.0f})")
+    ax_code.plot(ranks, usage[order].numpy(), color=color("pretrained"), lw=1.5,
+                 label=f"soft samples, averaged (perplexity {perplexity(usage):.0f})")
+    per_frame = float(torch.exp(-torch.xlogy(soft, soft).sum(-1)).mean())
+    ax_code.set_xscale("log")
+    ax_code.set_xlabel("codebook entry, by rank of use")
+    ax_code.set_ylabel("share of frames")
+    ax_code.set_title(f"tau = {tau:.2f}: one soft sample spreads over {per_frame:.1f} entries")
+    ax_code.legend(loc="upper right")
+    fig.tight_layout()
+    return {"fraction": fraction, "expected": expect, "soft_perplexity": perplexity(usage),
+            "hard_perplexity": perplexity(hard), "per_frame_perplexity": per_frame}

@@ -35,14 +35,15 @@ class Pairs(NamedTuple):
 # ---------------------------------------------------------------- clean, speech-like signals
 
 
-def _syllables(n: int, rng: np.random.Generator) -> list[tuple[int, int, str]]:
-    """(start, length, vowel) of syllable-like segments with pauses between them."""
-    out, t = [], int(rng.uniform(0.02, 0.15) * SAMPLE_RATE)
+def _syllables(n: int, rng: np.random.Generator, sr: int) -> list[tuple[int, int, str]]:
+    """(start, length, vowel) of syllable-like segments with pauses between them, in
+    samples at ``sr``."""
+    out, t = [], int(rng.uniform(0.02, 0.15) * sr)
     vowels = sorted(VOWEL_FORMANTS)
-    while t < n - 0.08 * SAMPLE_RATE:
-        length = min(int(rng.uniform(0.12, 0.3) * SAMPLE_RATE), n - t)
+    while t < n - 0.08 * sr:
+        length = min(int(rng.uniform(0.12, 0.3) * sr), n - t)
         out.append((t, length, vowels[rng.integers(len(vowels))]))
-        t += length + int(rng.uniform(0.03, 0.15) * SAMPLE_RATE)
+        t += length + int(rng.uniform(0.03, 0.15) * sr)
     return out
 
 
@@ -51,13 +52,20 @@ def speech_like(n: int = N_SAMPLES, sr: int = SAMPLE_RATE, rng=None) -> np.ndarr
     (85-255 Hz, falling slowly, with jitter) through the formant resonators of a random
     vowel per syllable (scaled for vocal-tract length), under smooth syllable envelopes,
     some syllables opening with a short fricative hiss. Peak 1. Returns float64 (n,)."""
+    return labelled_speech_like(n, sr, rng)[0]
+
+
+def labelled_speech_like(n: int = N_SAMPLES, sr: int = SAMPLE_RATE, rng=None):
+    """:func:`speech_like` with its syllables: returns the signal (n,) and a list of
+    (start, length, vowel) in samples, the vowel a key of ``audio.VOWEL_FORMANTS``."""
     rng = np.random.default_rng(rng)
     t = np.arange(n) / sr
     f0 = rng.uniform(85, 255) * (1.1 - 0.2 * t / t[-1]) * (1 + 0.03 * np.sin(2 * np.pi * 3 * t))
     source = glottal_source(f0, n, sr, jitter=rng.uniform(0.005, 0.02), rng=rng)
     tract = rng.uniform(0.95, 1.2)  # shorter vocal tracts have higher formants
     y = np.zeros(n)
-    for start, length, name in _syllables(n, rng):
+    syllables = _syllables(n, rng, sr)
+    for start, length, name in syllables:
         seg = slice(start, start + length)
         voiced = formant_filter(source[seg], [f * tract for f in VOWEL_FORMANTS[name]], sr)
         y[seg] += voiced * np.hanning(length) * rng.uniform(0.4, 1.0) / np.abs(voiced).max()
@@ -66,7 +74,7 @@ def speech_like(n: int = N_SAMPLES, sr: int = SAMPLE_RATE, rng=None) -> np.ndarr
             hiss = sps.sosfilt(sps.butter(4, rng.uniform(2500, 4500), "highpass", fs=sr,
                                           output="sos"), rng.standard_normal(m))
             y[start:start + m] += 0.15 * hiss * np.hanning(m) / np.abs(hiss).max()
-    return y / np.abs(y).max()
+    return y / np.abs(y).max(), syllables
 
 
 # ---------------------------------------------------------------- noise
