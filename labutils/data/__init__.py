@@ -1,6 +1,6 @@
 """Data: the download cache (``cache``) and one module per data source."""
 
-from labutils.data import mnist1d, sines
+from labutils.data import mnist1d, numbers, sines
 from labutils.data.cache import (
     ChecksumError,
     DataUnavailableError,
@@ -18,5 +18,6 @@ __all__ = [
     "cached",
     "fetch",
     "mnist1d",
+    "numbers",
     "sines",
 ]
