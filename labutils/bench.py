@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +37,28 @@ def _timed(fn: Callable[[], object], timer: Callable[[], float]) -> float:
     return timer() - start
 
 
+def time_side_by_side(fns: Mapping[str, Callable[[], object]], warmup: int = 2,
+                      repeats: int = 11, timer: Callable[[], float] = time.perf_counter
+                      ) -> dict[str, list[float]]:
+    """Time several functions without arguments in one process: ``warmup`` untimed calls
+    of each, then ``repeats`` rounds that call each once, the order rotating from round to
+    round so that none always runs first. Returns each name's times in seconds."""
+    if repeats < 1:
+        raise ValueError("repeats must be at least 1")
+    if not fns:
+        raise ValueError("time_side_by_side needs at least one function to time")
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(repeats):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(_timed(fns[name], timer))
+    return times
+
+
 def compare(case: Case, warmup: int = 2, repeats: int = 11,
             timer: Callable[[], float] = time.perf_counter) -> dict:
     """Time ``case`` with ``warmup`` untimed calls of each, then ``repeats`` interleaved
@@ -47,17 +69,9 @@ def compare(case: Case, warmup: int = 2, repeats: int = 11,
     if case.check:
         torch.testing.assert_close(case.ours(), case.reference(), rtol=case.rtol, atol=case.atol,
                                    msg=lambda m: f"{case.name}: results differ: {m}")
-    for _ in range(warmup):
-        case.ours()
-        case.reference()
-    ours, ref = [], []
-    for i in range(repeats):
-        if i % 2 == 0:
-            ours.append(_timed(case.ours, timer))
-            ref.append(_timed(case.reference, timer))
-        else:
-            ref.append(_timed(case.reference, timer))
-            ours.append(_timed(case.ours, timer))
+    times = time_side_by_side({"ours": case.ours, "reference": case.reference}, warmup,
+                              repeats, timer)
+    ours, ref = times["ours"], times["reference"]
     ratios = [a / b for a, b in zip(ours, ref, strict=True) if b > 0]
     ratio = statistics.median(ratios) if ratios else float("nan")
     return {

@@ -552,3 +552,30 @@ def greedy_cer(out, target, blank: int = 0) -> float:
     hyps, _ = greedy_decode(log_probs, input_lengths, blank)
     refs = [t[:n].tolist() for t, n in zip(targets.cpu(), target_lengths.cpu(), strict=True)]
     return corpus_cer(refs, hyps)
+
+
+_EDIT_KINDS = ("errors", "substitutions", "deletions", "insertions")
+
+
+def decoded_edits(out, target, kind: str = "errors", beam_size: int | None = None,
+                  blank: int = 0) -> tuple[int, int]:
+    """A corpus-ratio metric for ``lu.evaluate``/``lu.fit``: decode ``out = (log_probs
+    (T, N, C), input_lengths)`` greedily (``beam_size`` None) or by prefix beam search, and
+    count the edits against ``target = (targets, target_lengths)``. Returns ``(count,
+    total reference length)``; ``kind`` is "errors" (S + D + I: the CER), "substitutions",
+    "deletions" or "insertions"."""
+    if kind not in _EDIT_KINDS:
+        raise ValueError(f"kind must be one of {_EDIT_KINDS}, got {kind!r}")
+    log_probs, input_lengths = out
+    targets, target_lengths = target
+    refs = [t[:n].tolist() for t, n in zip(targets.cpu(), target_lengths.cpu(), strict=True)]
+    if beam_size is None:
+        hyps, _ = greedy_decode(log_probs, input_lengths, blank)
+    else:
+        lp = log_probs.detach().cpu()
+        hyps = [prefix_beam_search(lp[: int(n), i], beam_size, blank)[0][0]
+                for i, n in enumerate(input_lengths.tolist())]
+    counts = [edit_distance(r, h) for r, h in zip(refs, hyps, strict=True)]
+    pick = {"errors": lambda c: sum(c), "substitutions": lambda c: c[0],
+            "deletions": lambda c: c[1], "insertions": lambda c: c[2]}[kind]
+    return sum(pick(c) for c in counts), sum(len(r) for r in refs)

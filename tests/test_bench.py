@@ -5,7 +5,7 @@ import pathlib
 import pytest
 import torch
 
-from labutils.bench import Case, compare, format_table
+from labutils.bench import Case, compare, format_table, time_side_by_side
 
 BENCHMARKS = sorted((pathlib.Path(__file__).parents[1] / "benchmarks").glob("bench_*.py"))
 
@@ -27,6 +27,17 @@ def test_compare_interleaves_and_reports_median_ratio():
     assert row["ours_ms"] == 4000 and row["reference_ms"] == 2000
     assert row["ratio"] == 3.0 and row["meets_target"] is False
     assert "MISSED" in format_table([row])
+
+
+def test_time_side_by_side_rotates_the_order():
+    calls = []
+    fns = {name: (lambda n=name: calls.append(n)) for name in "abc"}
+    times = time_side_by_side(fns, warmup=1, repeats=3,
+                              timer=_fake_timer([1, 2, 3, 4, 5, 6, 7, 8, 9]))
+    assert calls == [*"abc", *"abc", *"bca", *"cab"]
+    assert times == {"a": [1, 6, 8], "b": [2, 4, 9], "c": [3, 5, 7]}
+    with pytest.raises(ValueError, match="repeats"):
+        time_side_by_side(fns, repeats=0)
 
 
 def test_compare_checks_results_first():

@@ -379,6 +379,21 @@ def test_bilstm_reads_frames_of_consecutive_samples():
         model(torch.randn(3, 2, 21))
 
 
+def test_decoded_edits_is_a_corpus_ratio():
+    probs = torch.tensor([[0.1, 0.8, 0.1], [0.9, 0.05, 0.05], [0.1, 0.1, 0.8]])
+    lp = torch.stack([probs, probs], 1).log()               # both decode to [1, 2]
+    out = (lp, torch.tensor([3, 3]))
+    target = (torch.tensor([[1, 2, 2], [2, 0, 0]]), torch.tensor([3, 1]))
+    # [1, 2, 2] -> [1, 2]: one deletion; [2] -> [1, 2]: one insertion
+    assert ctc.decoded_edits(out, target) == (2, 4)
+    assert ctc.decoded_edits(out, target, "deletions") == (1, 4)
+    assert ctc.decoded_edits(out, target, "insertions") == (1, 4)
+    assert ctc.decoded_edits(out, target, "substitutions") == (0, 4)
+    assert ctc.decoded_edits(out, target, beam_size=4) == (2, 4)
+    with pytest.raises(ValueError, match="kind"):
+        ctc.decoded_edits(out, target, "typos")
+
+
 def test_he_init_scale():
     torch.manual_seed(0)
     model = ctc.he_init(ctc.ConvCTC(1, 4, channels=64, kernel=5))
