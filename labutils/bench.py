@@ -8,7 +8,7 @@ and what is reported is the median of the per-repeat ratios ours / reference.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -59,28 +59,43 @@ def _timer(fn: Callable[[], object], threads: int, clock: Callable[[], float] | 
     return benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, **extra)
 
 
-def compare(case: Case, warmup: int = 1, repeats: int = 21, threads: int | None = None,
-            timer: Callable[[], float] | None = None) -> dict:
-    """Time ``case`` at ``threads`` torch threads (default: the current setting): first a
-    check that both agree, then ``warmup`` untimed calls of each, then ``repeats``
-    interleaved pairs (the order alternating; the Timer runs each function twice more,
-    untimed, before every timed call). Returns medians in ms and the median of the
-    per-pair ratios ours / reference. ``timer`` replaces the clock (for tests)."""
+def time_side_by_side(fns: Mapping[str, Callable[[], object]], warmup: int = 1,
+                      repeats: int = 21, threads: int | None = None,
+                      timer: Callable[[], float] | None = None) -> dict[str, list[float]]:
+    """Time several functions without arguments in one process at ``threads`` torch
+    threads (default: the current setting): ``warmup`` untimed calls of each, then
+    ``repeats`` rounds that time each once (the Timer runs it twice more, untimed, just
+    before), the order rotating from round to round so that none always runs first.
+    Returns each name's times in seconds. ``timer`` replaces the clock (for tests)."""
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
+    if not fns:
+        raise ValueError("time_side_by_side needs at least one function to time")
+    threads = threads or torch.get_num_threads()
+    names = list(fns)
+    timers = {name: _timer(fns[name], threads, timer) for name in names}
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(repeats):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(timers[name].timeit(number=1).median)
+    return times
+
+
+def compare(case: Case, warmup: int = 1, repeats: int = 21, threads: int | None = None,
+            timer: Callable[[], float] | None = None) -> dict:
+    """Time ``case`` with :func:`time_side_by_side` after a check that both agree.
+    Returns medians in ms and the median of the per-round ratios ours / reference."""
     threads = threads or torch.get_num_threads()
     if case.check:
         torch.testing.assert_close(case.ours(), case.reference(), rtol=case.rtol, atol=case.atol,
                                    msg=lambda m: f"{case.name}: results differ: {m}")
-    ours_t, ref_t = _timer(case.ours, threads, timer), _timer(case.reference, threads, timer)
-    for _ in range(warmup):
-        case.ours()
-        case.reference()
-    ours, ref = [], []
-    for i in range(repeats):
-        pair = [(ours_t, ours), (ref_t, ref)]
-        for t, times in pair if i % 2 == 0 else pair[::-1]:
-            times.append(t.timeit(number=1).median)
+    times = time_side_by_side({"ours": case.ours, "reference": case.reference}, warmup,
+                              repeats, threads, timer)
+    ours, ref = times["ours"], times["reference"]
     ratios = [a / b for a, b in zip(ours, ref, strict=True) if b > 0]
     ratio = statistics.median(ratios) if ratios else float("nan")
     return {

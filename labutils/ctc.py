@@ -341,13 +341,44 @@ def greedy_decode(log_probs: torch.Tensor, input_lengths=None, blank: int = 0):
     return [index[n][keep[n]].tolist() for n in range(N)], scores
 
 
+def prefix_beam_step(beams: dict, log_probs_t: np.ndarray, blank: int = 0) -> dict:
+    """One frame of prefix beam search, before pruning.
+
+    ``beams`` maps each kept prefix (a tuple of labels) to ``(log p_b, log p_nb)``, the
+    log probabilities of the paths so far that collapse to it and end in a blank (b) or
+    in its last label (nb); ``log_probs_t`` (C,) is the next frame. Returns the same map
+    one frame later, for every prefix that one more output can reach:
+
+    - blank: the prefix is unchanged, p_b += (p_b + p_nb) y_blank;
+    - its last label again: the prefix is unchanged, p_nb += p_nb y_last (the repeat
+      merges); after a blank it is a new label: prefix + last gets p_b y_last;
+    - any other label k: prefix + k gets (p_b + p_nb) y_k.
+    """
+    out: dict[tuple, list] = {}
+    for prefix, (pb, pnb) in beams.items():
+        total = np.logaddexp(pb, pnb)
+        same = out.setdefault(prefix, [NEG_INF, NEG_INF])
+        same[0] = np.logaddexp(same[0], total + log_probs_t[blank])
+        if prefix:
+            same[1] = np.logaddexp(same[1], pnb + log_probs_t[prefix[-1]])
+        for c in range(log_probs_t.shape[0]):
+            if c == blank:
+                continue
+            longer = out.setdefault(prefix + (c,), [NEG_INF, NEG_INF])
+            source = pb if prefix and c == prefix[-1] else total
+            longer[1] = np.logaddexp(longer[1], source + log_probs_t[c])
+    return {k: (float(v[0]), float(v[1])) for k, v in out.items()}
+
+
 def prefix_beam_search(log_probs: torch.Tensor, beam_size: int, blank: int = 0):
     """Prefix beam search over one sequence's log_probs (T, C).
 
-    Each kept prefix carries two log probabilities, of the paths so far that collapse to
-    it and end in a blank or in its last label; a prefix's score is their sum, summed over
-    all its alignments (unlike the single best path of greedy decoding). Returns the
-    ``beam_size`` best ``(labels, log_prob)`` pairs, best first.
+    Each frame extends every kept prefix with :func:`prefix_beam_step` and keeps the
+    ``beam_size`` prefixes of highest p_b + p_nb, which sums over all the alignments of a
+    prefix (unlike the single best path of greedy decoding). Returns the ``beam_size``
+    best ``(labels, log_prob)`` pairs, best first. ``log_prob`` counts only the paths whose
+    prefixes stayed in the beam, so it is at most log p(labels | x), and equal to it when
+    nothing was pruned.
     """
     if log_probs.dim() != 2:
         raise ValueError(f"prefix_beam_search takes one sequence (T, C), got "
@@ -355,26 +386,12 @@ def prefix_beam_search(log_probs: torch.Tensor, beam_size: int, blank: int = 0):
     if beam_size < 1:
         raise ValueError(f"beam_size must be at least 1, got {beam_size}")
     lp = log_probs.detach().double().cpu().numpy()
-    T, C = lp.shape
-    beams = {(): (0.0, NEG_INF)}  # prefix -> (log p ending in blank, ending in a label)
-    for t in range(T):
-        nxt: dict[tuple, list] = {}
-        for prefix, (pb, pl) in beams.items():
-            total = np.logaddexp(pb, pl)
-            entry = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
-            entry[0] = np.logaddexp(entry[0], total + lp[t, blank])
-            if prefix:  # the last label repeated, no blank in between: the same prefix
-                entry[1] = np.logaddexp(entry[1], pl + lp[t, prefix[-1]])
-            for c in range(C):
-                if c == blank:
-                    continue
-                longer = nxt.setdefault(prefix + (c,), [NEG_INF, NEG_INF])
-                # a repeated label only extends the prefix after a blank
-                source = pb if prefix and c == prefix[-1] else total
-                longer[1] = np.logaddexp(longer[1], source + lp[t, c])
-        scored = [(np.logaddexp(*v), k, v) for k, v in nxt.items()]
+    beams = {(): (0.0, NEG_INF)}
+    for t in range(lp.shape[0]):
+        candidates = prefix_beam_step(beams, lp[t], blank)
+        scored = [(np.logaddexp(*v), k, v) for k, v in candidates.items()]
         ranked = sorted((x for x in scored if x[0] > NEG_INF), key=lambda x: -x[0])
-        beams = {k: tuple(v) for _, k, v in ranked[:beam_size]}
+        beams = {k: v for _, k, v in ranked[:beam_size]}
     return [(list(k), float(np.logaddexp(*v))) for k, v in beams.items()]
 
 
@@ -393,6 +410,47 @@ def label_sequence_log_probs(log_probs: torch.Tensor, blank: int = 0,
         label = tuple(collapse(path, blank))
         totals[label] = float(np.logaddexp(totals.get(label, NEG_INF), score))
     return totals
+
+
+def viterbi_align(log_probs: torch.Tensor, target: Sequence[int], blank: int = 0):
+    """Forced alignment: the most probable path of one sequence that collapses to ``target``.
+
+    The alpha recursion with max in place of logsumexp (Viterbi), then backtracking.
+    log_probs (T, C); target, a label list without blanks. Returns ``(path, states,
+    log_prob)``: the T classes of the best path, the T states of l' it passes through
+    (indices into the blank-extended sequence) and its log probability.
+    """
+    if log_probs.dim() != 2:
+        raise ValueError(f"viterbi_align takes one sequence (T, C), got "
+                         f"{tuple(log_probs.shape)}; loop over the batch")
+    lp = log_probs.detach().double().cpu().numpy()
+    T, C = lp.shape
+    labels = [int(k) for k in target]
+    if any(k == blank or not 0 <= k < C for k in labels):
+        raise ValueError(f"target {labels} must hold labels in [0, {C}) other than the "
+                         f"blank {blank}")
+    ext, skip = (x[0].tolist() for x in extend_targets(
+        torch.tensor([labels], dtype=torch.long), blank))
+    S = len(ext)
+    score = np.full((T, S), NEG_INF)
+    back = np.zeros((T, S), dtype=np.int64)
+    score[0, : min(2, S)] = lp[0, ext[: min(2, S)]]
+    for t in range(1, T):
+        for s in range(S):
+            sources = [s, s - 1, s - 2] if skip[s] else [s, s - 1]
+            sources = [j for j in sources if j >= 0]
+            best = max(sources, key=lambda j: score[t - 1, j])
+            score[t, s], back[t, s] = score[t - 1, best] + lp[t, ext[s]], best
+    ends = [S - 1, S - 2] if S > 1 else [0]
+    state = max(ends, key=lambda j: score[T - 1, j])
+    if score[T - 1, state] == NEG_INF:
+        raise ValueError(f"no path of {T} frames collapses to {labels}: it needs at least "
+                         "one frame per label and one between repeated labels")
+    states = [state]
+    for t in range(T - 1, 0, -1):
+        states.append(int(back[t, states[-1]]))
+    states.reverse()
+    return [ext[s] for s in states], states, float(score[T - 1, state])
 
 
 # ----------------------------------------------------------------------- error rates
@@ -480,16 +538,28 @@ class ConvCTC(nn.Module):
 class BiLSTMCTC(nn.Module):
     """One bidirectional LSTM layer and a linear read-out per frame, as in Graves (2006).
 
-    (N, features, T) -> logits (N, T, classes).
+    The LSTM reads frames of ``frame`` consecutive samples (each frame's samples of every
+    feature stacked into one vector), so it takes T / frame steps:
+    (N, features, T) -> logits (N, T / frame, classes). T must be a multiple of ``frame``.
     """
 
-    def __init__(self, features: int, classes: int, hidden: int = 64, layers: int = 1):
+    def __init__(self, features: int, classes: int, hidden: int = 64, layers: int = 1,
+                 frame: int = 1):
         super().__init__()
-        self.lstm = nn.LSTM(features, hidden, layers, batch_first=True, bidirectional=True)
+        if frame < 1:
+            raise ValueError(f"frame must be a positive number of samples, got {frame}")
+        self.frame = frame
+        self.lstm = nn.LSTM(features * frame, hidden, layers, batch_first=True,
+                            bidirectional=True)
         self.head = nn.Linear(2 * hidden, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.lstm(x.transpose(1, 2))[0])
+        n, f, t = x.shape
+        if t % self.frame:
+            raise ValueError(f"the input has {t} samples, not a multiple of frame={self.frame}")
+        # (N, F, T) -> (N, T / frame, frame * F): consecutive samples side by side
+        frames = x.transpose(1, 2).reshape(n, t // self.frame, self.frame * f)
+        return self.head(self.lstm(frames)[0])
 
 
 def ctc_step(blank: int = 0, loss=ctc_loss):
@@ -514,9 +584,31 @@ def greedy_cer(out, target, blank: int = 0) -> tuple[int, int]:
     length)``: a corpus-ratio metric for ``lu.fit``/``lu.evaluate(metrics={"cer":
     greedy_cer})``, which sum both over the batches, so that the CER they report is
     total edits / total reference length, not a mean of per-batch rates."""
+    return decoded_edits(out, target, "errors", None, blank)
+
+
+_EDIT_KINDS = ("errors", "substitutions", "deletions", "insertions")
+
+
+def decoded_edits(out, target, kind: str = "errors", beam_size: int | None = None,
+                  blank: int = 0) -> tuple[int, int]:
+    """A corpus-ratio metric for ``lu.evaluate``/``lu.fit``: decode ``out = (log_probs
+    (T, N, C), input_lengths)`` greedily (``beam_size`` None) or by prefix beam search, and
+    count the edits against ``target = (targets, target_lengths)``. Returns ``(count,
+    total reference length)``; ``kind`` is "errors" (S + D + I: the CER), "substitutions",
+    "deletions" or "insertions"."""
+    if kind not in _EDIT_KINDS:
+        raise ValueError(f"kind must be one of {_EDIT_KINDS}, got {kind!r}")
     log_probs, input_lengths = out
     targets, target_lengths = target
-    hyps, _ = greedy_decode(log_probs, input_lengths, blank)
     refs = [t[:n].tolist() for t, n in zip(targets.cpu(), target_lengths.cpu(), strict=True)]
-    edits = sum(sum(edit_distance(r, h)) for r, h in zip(refs, hyps, strict=True))
-    return edits, sum(len(r) for r in refs)
+    if beam_size is None:
+        hyps, _ = greedy_decode(log_probs, input_lengths, blank)
+    else:
+        lp = log_probs.detach().cpu()
+        hyps = [prefix_beam_search(lp[: int(n), i], beam_size, blank)[0][0]
+                for i, n in enumerate(input_lengths.tolist())]
+    counts = [edit_distance(r, h) for r, h in zip(refs, hyps, strict=True)]
+    pick = {"errors": lambda c: sum(c), "substitutions": lambda c: c[0],
+            "deletions": lambda c: c[1], "insertions": lambda c: c[2]}[kind]
+    return sum(pick(c) for c in counts), sum(len(r) for r in refs)

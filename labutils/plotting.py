@@ -273,6 +273,103 @@ def draw_stft_explorer(fig, noisy, clean, sr: int, window: str, n_fft: int,
     return numbers
 
 
+
+# ------------------------------------------------------------------ explorer drawings
+
+
+def attention_image(ax, weights, rows, cols):
+    """One attention map (Tq, Tk) as an image, queries down, keys across, with token
+    labels. Returns the image (for a colour bar)."""
+    image = ax.imshow(np.asarray(weights), vmin=0, vmax=1, cmap="magma")
+    ax.set_xticks(range(len(cols)), cols, rotation=90)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.grid(False)
+    return image
+
+
+def draw_attention_head(fig, maps, labels, kind, layer, head):
+    """The attention-head viewer of notebook 05: ``maps[kind]`` is a list over layers of
+    (h, Tq, Tk) weights, ``labels[kind]`` the (query, key) token labels; ``layer`` and
+    ``head`` count from 1, as in the title."""
+    layers = maps[kind]
+    if not 1 <= layer <= len(layers) or not 1 <= head <= len(layers[0]):
+        raise ValueError(f"layer {layer} / head {head} out of range: layers 1..{len(layers)}, "
+                         f"heads 1..{len(layers[0])}")
+    ax = fig.add_subplot(1, 1, 1)
+    rows, cols = labels[kind]
+    image = attention_image(ax, layers[layer - 1][head - 1], rows, cols)
+    fig.colorbar(image, ax=ax, label="attention weight")
+    ax.set_title(f"{kind}: layer {layer} of {len(layers)}, head {head} of {len(layers[0])}")
+    ax.set_xlabel("key")
+    ax.set_ylabel("query")
+    return ax
+
+
+def draw_ctc_lattice(fig, lattices, target, t):
+    """The CTC lattice explorer of notebook 06. ``lattices[target]`` holds ``log_alpha``
+    and ``log_beta`` (T, S') and ``states``, the labels of l'; ``t`` counts frames from 1.
+    Draws log10 alpha, log10 beta and the posterior gamma = alpha beta / p with frame t
+    marked, and gamma_t(s) over the states of frame t."""
+    lat = lattices[target]
+    la, lb, states = np.asarray(lat["log_alpha"]), np.asarray(lat["log_beta"]), lat["states"]
+    T, S = la.shape
+    if not 1 <= t <= T:
+        raise ValueError(f"frame t={t} is outside 1..{T}")
+    log_p = np.logaddexp.reduce(la[0] + lb[0])
+    gamma = np.exp(la + lb - log_p)
+    axes = fig.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1, 1, 0.8]})
+    panels = [(la / np.log(10), r"$\log_{10}\alpha_t(s)$", "magma"),
+              (lb / np.log(10), r"$\log_{10}\beta_t(s)$", "magma"),
+              (gamma, r"posterior $\gamma_t(s)$", "viridis")]
+    for ax, (values, title, cmap) in zip(axes[:3], panels, strict=True):
+        shown = np.where(np.isfinite(values), values, np.nan)
+        image = ax.imshow(shown.T, aspect="auto", cmap=cmap, extent=(0.5, T + 0.5, S - 0.5, -0.5))
+        ax.axvline(t, color="w", lw=1.5)
+        ax.axvline(t, color="k", lw=0.8, ls="--")
+        fig.colorbar(image, ax=ax, fraction=0.06)
+        ax.set_title(title)
+        ax.set_xlabel("frame t")
+        ax.set_yticks(range(S), states)
+        ax.grid(False)
+    axes[0].set_ylabel(f"state of l' ({target})")
+    axes[3].barh(range(S), gamma[t - 1], color=color("ctc"))
+    axes[3].set_ylim(S - 0.5, -0.5)
+    axes[3].set_yticks(range(S), states)
+    axes[3].set_xlim(0, 1)
+    axes[3].set_xlabel(r"$\gamma_t(s)$")
+    axes[3].set_title(f"frame {t}: states sum to {gamma[t - 1].sum():.2f}")
+    fig.suptitle(f"target {target}, frame {t} of {T}: p(l|x) = {np.exp(log_p):.3g}; "
+                 f"alpha_t(s) beta_t(s) / p summed over s is 1 in every frame")
+    fig.tight_layout()
+    return axes
+
+
+def draw_beam_search(fig, beams, exact, beam_width, names=None):
+    """The beam-width explorer of notebook 06. ``beams[w]`` is the output of
+    ``prefix_beam_search`` with beam w (best first); ``exact`` maps every labelling (tuple)
+    to its exact log p(l|x). Shows the kept labellings' beam scores against their exact
+    probabilities; ``names`` turns a labelling into text (default: digits)."""
+    names = names or (lambda labels: " ".join(map(str, labels)) or "(empty)")
+    kept = beams[beam_width][:8]
+    best = max(exact, key=exact.get)
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(len(kept))
+    ax.barh(y - 0.2, [np.exp(s) for _, s in kept], height=0.4, color=color("ctc"),
+            label="beam score")
+    ax.barh(y + 0.2, [np.exp(exact[tuple(lab)]) for lab, _ in kept], height=0.4,
+            color="0.6", label="exact p(l|x)")
+    ax.set_yticks(y, [names(lab) + ("  (best)" if tuple(lab) == best else "")
+                      for lab, _ in kept])
+    ax.set_ylim(len(kept) - 0.5, -0.5)
+    ax.set_xlabel("probability")
+    ax.legend(loc="lower right")
+    found, score = kept[0]
+    verdict = "the best labelling" if tuple(found) == best else \
+        f"missed: best is {names(best)} (p = {np.exp(exact[best]):.3f})"
+    ax.set_title(f"beam width {beam_width}: decodes {names(found)} with score "
+                 f"{np.exp(score):.3f}; {verdict}", fontsize=9)
+    return ax
+
 use_style()
 
 

@@ -4,7 +4,7 @@ import pathlib
 import pytest
 import torch
 
-from labutils.bench import Case, compare, format_table, forward_backward
+from labutils.bench import Case, compare, format_table, forward_backward, time_side_by_side
 
 BENCHMARKS = sorted((pathlib.Path(__file__).parents[1] / "benchmarks").glob("bench_*.py"))
 
@@ -38,6 +38,20 @@ def test_forward_backward_returns_output_and_gradients():
                                                3 * x]))
     square = forward_backward(lambda v: 2 * v, x)()   # non-scalar: mean of squares
     torch.testing.assert_close(square, torch.cat([2 * x, 8 * x / 5]))
+
+
+def test_time_side_by_side_rotates_the_order():
+    calls = []
+    clock = [0.0]
+    cost = {"a": 1.0, "b": 2.0, "c": 4.0}
+    fns = {name: (lambda n=name: (calls.append(n), clock.__setitem__(0, clock[0] + cost[n])))
+           for name in "abc"}
+    times = time_side_by_side(fns, warmup=1, repeats=3, threads=1, timer=lambda: clock[0])
+    timed = calls[3::3]   # after the warm-up, every third call is the timed one
+    assert calls[:3] == [*"abc"] and timed == [*"abc", *"bca", *"cab"]
+    assert times == {"a": [1.0] * 3, "b": [2.0] * 3, "c": [4.0] * 3}
+    with pytest.raises(ValueError, match="repeats"):
+        time_side_by_side(fns, repeats=0)
 
 
 def test_compare_checks_results_first():

@@ -110,6 +110,22 @@ class TestNotebook:
                     f"cell {i}: a solution needs an automatic check (assert) in the next code cell")
 
 
+    def test_at_least_four_exercises_of_the_three_kinds(self, path):
+        cells = _read(path).cells
+        for i, cell in enumerate(cells):
+            hidden = ("solution" in cell.metadata.get("tags", []) or "cellView" in cell.metadata
+                      or cell.metadata.get("jupyter", {}).get("source_hidden"))
+            assert not hidden, (f"cell {i}: solutions are not hidden with tags, cellView or "
+                                "source_hidden; use the ### BEGIN/END SOLUTION markers")
+        exercises = [m for c in cells if c.cell_type == "markdown"
+                     for m in re.findall(r"^\*\*Exercise \d+", c.source, re.M)]
+        assert len(exercises) >= 4, f"{len(exercises)} exercises ('**Exercise N'), not 4"
+        assert any(notebooks.BEGIN in c.source for c in cells), "no implement-and-check exercise"
+        starts = [c.source.lstrip() for c in cells if c.cell_type == "markdown"]
+        assert any(s.startswith("**Your prediction.**") for s in starts), "no predict-then-run"
+        assert any(s.startswith("**Answer.**") for s in starts), "no open question with an answer"
+
+
 def test_sync_has_nothing_to_change():
     assert notebooks.sync_all(check=True) == []
 

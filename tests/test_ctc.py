@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import pytest
@@ -234,6 +235,90 @@ def test_beam_search_beats_greedy():
     assert math.isclose(math.exp(score), 0.4 * 0.4 + 0.4 * 0.6 + 0.6 * 0.4)
 
 
+def test_narrow_beam_can_miss_the_best_labelling():
+    """A hand case where beam 2 prunes the ancestors of the most probable labelling."""
+    probs = torch.tensor([[.5, .4, .1], [.5, .1, .4], [.5, .4, .1], [.5, .1, .4]],
+                         dtype=torch.float64)
+    brute = ctc.label_sequence_log_probs(probs.log())
+    best = max(brute, key=brute.get)
+    narrow = ctc.prefix_beam_search(probs.log(), beam_size=2)[0][0]
+    assert tuple(narrow) != best
+    assert tuple(ctc.prefix_beam_search(probs.log(), beam_size=3**4)[0][0]) == best
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 4), st.integers(1, 3), st.integers(0, 2**16))
+def test_beam_score_is_a_lower_bound(T, C, beam, seed):
+    gen = torch.Generator().manual_seed(seed)
+    lp = (torch.randn(T, C, generator=gen, dtype=torch.float64) * 2).log_softmax(-1)
+    brute = ctc.label_sequence_log_probs(lp)
+    for labels, score in ctc.prefix_beam_search(lp, beam_size=beam):
+        assert score <= brute[tuple(labels)] + 1e-12
+
+
+def _brute_prefix_split(lp, blank=0):
+    """Every path of one sequence's log_probs (t, C), summed by (labelling, last output is
+    blank): the quantities p_b and p_nb of prefix beam search, by enumeration."""
+    T, C = lp.shape
+    out = {}
+    for path in itertools.product(range(C), repeat=T):
+        key = (tuple(ctc.collapse(path, blank)), path[-1] == blank)
+        out[key] = out.get(key, 0.0) + math.exp(sum(lp[t, k] for t, k in enumerate(path)))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_prefix_beam_step_against_enumeration(seed):
+    gen = torch.Generator().manual_seed(seed)
+    lp = (torch.randn(4, 3, generator=gen, dtype=torch.float64) * 2).log_softmax(-1).numpy()
+    beams = {(): (0.0, -math.inf)}
+    for t in range(lp.shape[0]):
+        beams = ctc.prefix_beam_step(beams, lp[t])  # no pruning: every prefix is kept
+        brute = _brute_prefix_split(lp[: t + 1])
+        for prefix, (pb, pnb) in beams.items():
+            assert math.isclose(math.exp(pb), brute.get((prefix, True), 0.0), abs_tol=1e-12)
+            assert math.isclose(math.exp(pnb), brute.get((prefix, False), 0.0), abs_tol=1e-12)
+        assert {p for p, _ in brute} <= set(beams)
+
+
+def _brute_viterbi(lp, target, blank=0):
+    """The best path that collapses to ``target``, by enumerating all C^T paths."""
+    T, C = lp.shape
+    paths = [p for p in itertools.product(range(C), repeat=T)
+             if ctc.collapse(p, blank) == list(target)]
+    best = max(paths, key=lambda p: sum(lp[t, k] for t, k in enumerate(p)))
+    return list(best), sum(lp[t, k] for t, k in enumerate(best))
+
+
+@pytest.mark.parametrize("target", [[1, 2], [1, 1], [2], [], [1, 2, 1], [2, 2, 2]])
+@pytest.mark.parametrize("seed", range(3))
+def test_viterbi_align_against_brute_force(target, seed):
+    gen = torch.Generator().manual_seed(seed)
+    lp = (torch.randn(6, 3, generator=gen, dtype=torch.float64) * 2).log_softmax(-1)
+    path, states, score = ctc.viterbi_align(lp, target)
+    best, best_score = _brute_viterbi(lp.numpy(), target)
+    assert math.isclose(score, best_score, rel_tol=1e-12)
+    assert ctc.collapse(path) == target
+    assert math.isclose(sum(lp[t, k].item() for t, k in enumerate(path)), best_score,
+                        rel_tol=1e-12)
+    ext = ctc.extend_targets(torch.tensor([target], dtype=torch.long))[0][0].tolist()
+    assert [ext[s] for s in states] == path
+    assert all(0 <= b - a <= 2 for a, b in itertools.pairwise(states))
+    # the best path scores at most the sum over all paths, p(l | x)
+    assert score <= -ctc.ctc_alpha_beta(lp, torch.tensor(target, dtype=torch.long), 6,
+                                        len(target))[2].item() + 1e-12
+
+
+def test_viterbi_align_refuses_impossible_and_bad_targets():
+    lp = torch.zeros(2, 3).log_softmax(-1)
+    with pytest.raises(ValueError, match="no path of 2 frames"):
+        ctc.viterbi_align(lp, [1, 1])
+    with pytest.raises(ValueError, match="other than the blank"):
+        ctc.viterbi_align(lp, [0, 1])
+    with pytest.raises(ValueError, match="one sequence"):
+        ctc.viterbi_align(lp[:, None], [1])
+
+
 def test_decoder_arguments_are_checked():
     with pytest.raises(ValueError, match="one sequence"):
         ctc.prefix_beam_search(torch.zeros(3, 2, 4), 2)
@@ -326,6 +411,34 @@ def test_greedy_cer_is_a_corpus_ratio_by_hand():
     result = lu.evaluate(torch.nn.Identity(), batches,
                          step=lambda model, batch: (None, *batch), metrics={"cer": ctc.greedy_cer})
     assert result["cer"] == pytest.approx(3 / 7)
+
+
+def test_bilstm_reads_frames_of_consecutive_samples():
+    torch.manual_seed(0)
+    model = ctc.BiLSTMCTC(2, 4, hidden=8, frame=4)
+    x = torch.randn(3, 2, 20)
+    # frame i: samples 4i..4i+3 of feature 0, then of feature 1, interleaved per sample
+    frames = torch.stack([x[:, :, 4 * i:4 * i + 4].transpose(1, 2).flatten(1)
+                          for i in range(5)], 1)
+    torch.testing.assert_close(model(x), model.head(model.lstm(frames)[0]))
+    assert model(x).shape == (3, 5, 4)
+    with pytest.raises(ValueError, match="multiple of frame=4"):
+        model(torch.randn(3, 2, 21))
+
+
+def test_decoded_edits_is_a_corpus_ratio():
+    probs = torch.tensor([[0.1, 0.8, 0.1], [0.9, 0.05, 0.05], [0.1, 0.1, 0.8]])
+    lp = torch.stack([probs, probs], 1).log()               # both decode to [1, 2]
+    out = (lp, torch.tensor([3, 3]))
+    target = (torch.tensor([[1, 2, 2], [2, 0, 0]]), torch.tensor([3, 1]))
+    # [1, 2, 2] -> [1, 2]: one deletion; [2] -> [1, 2]: one insertion
+    assert ctc.decoded_edits(out, target) == (2, 4)
+    assert ctc.decoded_edits(out, target, "deletions") == (1, 4)
+    assert ctc.decoded_edits(out, target, "insertions") == (1, 4)
+    assert ctc.decoded_edits(out, target, "substitutions") == (0, 4)
+    assert ctc.decoded_edits(out, target, beam_size=4) == (2, 4)
+    with pytest.raises(ValueError, match="kind"):
+        ctc.decoded_edits(out, target, "typos")
 
 
 def test_he_init_scale():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -56,3 +58,14 @@ def test_bad_arguments():
         make_sine_segments(2, freqs=(0.1, 0.7))
     with pytest.raises(ValueError, match="two classes"):
         make_sine_segments(2, freqs=(0.1,))
+
+
+def test_segments_cover_the_sequence_in_target_order():
+    data = make_sine_segments(5, length=120, segment_length=(10, 30), seed=3)
+    for i in range(len(data)):
+        segs = data.segments(i)
+        assert segs[0][0] == 0 and segs[-1][1] == 120
+        assert all(b == a2 for (_, b, _), (a2, _, _) in itertools.pairwise(segs))
+        assert [k for _, _, k in segs] == data.target(i)
+        for a, b, k in segs:
+            assert (data.frame_labels[i, a:b] == k).all()

@@ -1,6 +1,6 @@
 """Data: the download cache (``cache``) and one module per data source."""
 
-from labutils.data import daps, digits, mnist, mnist1d, sines, sleep_edf
+from labutils.data import daps, digits, mnist, mnist1d, numbers, sines, sleep_edf
 from labutils.data.cache import (
     ChecksumError,
     DamagedFileError,
@@ -26,6 +26,7 @@ __all__ = [
     "fetch",
     "mnist",
     "mnist1d",
+    "numbers",
     "safe_torch_load",
     "sines",
     "sleep_edf",

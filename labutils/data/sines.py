@@ -40,6 +40,12 @@ class SineSegments:
         """The class sequence of item ``i``."""
         return self.targets[i, : self.target_lengths[i]].tolist()
 
+    def segments(self, i: int) -> list[tuple[int, int, int]]:
+        """The segments of item ``i`` as ``(start, end, class)``, samples start..end-1."""
+        labels = self.frame_labels[i]
+        edges = [0, *(torch.nonzero(labels.diff()).flatten() + 1).tolist(), len(labels)]
+        return [(a, b, int(labels[a])) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
 
 def _segment_lengths(rng: np.random.Generator, length: int, low: int, high: int) -> list[int]:
     """Random lengths in [low, high] adding up to ``length``; a short remainder is merged
