@@ -1,6 +1,6 @@
 """Data: the download cache (``cache``) and one module per data source."""
 
-from labutils.data import mnist1d, sines
+from labutils.data import adding, mnist1d, sines
 from labutils.data.cache import (
     ChecksumError,
     DataUnavailableError,
@@ -13,6 +13,7 @@ from labutils.data.cache import (
 __all__ = [
     "ChecksumError",
     "DataUnavailableError",
+    "adding",
     "atomic_path",
     "cache_dir",
     "cached",

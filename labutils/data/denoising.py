@@ -1,6 +1,8 @@
 """Noisy/clean audio pairs for denoising, in the format of the course's ``data_lab_2B.pt``:
-a ``torch.save``-d list of ``(x, y)`` pairs, ``x`` the noisy and ``y`` the clean signal,
-each a float32 tensor of shape [1, 32000] (1 s at 32 kHz).
+a ``torch.save``-d container of ``(x, y)`` pairs indexed as ``data[q] -> (x, y)``, ``x``
+the noisy and ``y`` the clean signal, each a float32 tensor of shape [1, 32000] (1 s at
+32 kHz). The lab's file is not documented further: :func:`load` reads a list or tuple of
+pairs and a ``TensorDataset``.
 
 :func:`generate` writes such a file from a source-filter model of speech plus noise of a
 chosen kind; :func:`load` reads it (or the course's own file) safely and checks it.
@@ -159,27 +161,62 @@ def lab_file(data_dir=None) -> pathlib.Path:
     return path
 
 
+def _read(path: pathlib.Path):
+    """``torch.load`` without executing code: plain tensors and containers, and
+    ``TensorDataset`` (allow-listed: unpickling it only sets its ``tensors`` attribute)."""
+    from torch.utils.data import TensorDataset
+
+    try:
+        with torch.serialization.safe_globals([TensorDataset]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise ValueError(
+            f"{path} is not a safe file of tensors ({type(err).__name__}: {first}); it was "
+            f"not loaded. Accepted: {_ACCEPTED}. Rewrite it as one of these with plain "
+            "tensors, e.g. torch.save([(noisy, clean), ...], path)."
+        ) from err
+
+
+_ACCEPTED = ("a list or tuple of (noisy, clean) pairs, or a TensorDataset(noisy, clean), "
+             "as torch.save writes them")
+
+
+def _pairs(path, data) -> list:
+    """The (noisy, clean) pairs of whatever container the file holds, or a clear error."""
+    from torch.utils.data import TensorDataset
+
+    if isinstance(data, TensorDataset):
+        tensors = getattr(data, "tensors", ())
+        if not (isinstance(tensors, (list, tuple)) and len(tensors) == 2
+                and all(isinstance(v, torch.Tensor) and v.dim() >= 1 for v in tensors)
+                and len(tensors[0]) == len(tensors[1]) > 0):
+            shapes = [tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+                      for v in tensors] if isinstance(tensors, (list, tuple)) else tensors
+            raise ValueError(f"{path} holds a TensorDataset of {shapes}; expected two "
+                             "tensors of Q pairs, TensorDataset(noisy (Q, 1, N), clean "
+                             "(Q, 1, N))")
+        return [data[q] for q in range(len(data))]
+    if isinstance(data, (list, tuple)) and len(data) > 0:
+        return list(data)
+    got = f"an empty {type(data).__name__}" if isinstance(data, (list, tuple)) else (
+        f"a {type(data).__name__}")
+    raise ValueError(f"{path} must hold {_ACCEPTED}; got {got}")
+
+
 def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
          n_samples: int = N_SAMPLES) -> Pairs:
-    """Read a list of (noisy, clean) pairs written with ``torch.save``, without executing
-    code (``weights_only=True``), and check it: a non-empty list of pairs of real float
-    tensors of shape [1, n_samples] (1 s at ``sample_rate``), finite. Returns
-    :class:`Pairs` with ``noisy`` and ``clean`` of shape (Q, 1, n_samples), float32."""
+    """Read the (noisy, clean) pairs of a file written with ``torch.save``, without
+    executing code (``weights_only=True``): a list of pairs (the generator's format), a
+    tuple of pairs, or a ``torch.utils.data.TensorDataset(noisy, clean)`` with tensors of
+    shape (Q, 1, n_samples), so that ``data[q]`` is ``(x, y)`` in each case, as the lab's
+    code reads it. Checks each pair: real float tensors of shape [1, n_samples] (1 s at
+    ``sample_rate``), finite. Returns :class:`Pairs` with ``noisy`` and ``clean`` of
+    shape (Q, 1, n_samples), float32."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no data file at {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise ValueError(
-            f"{path} is not a safe list of tensors ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}); it was not loaded. Rewrite "
-            "it as torch.save([(noisy, clean), ...]) with plain tensors."
-        ) from err
-    if not isinstance(data, (list, tuple)) or len(data) == 0:
-        got = f"an empty {type(data).__name__}" if isinstance(data, (list, tuple)) else (
-            f"a {type(data).__name__}")
-        raise ValueError(f"{path} must hold a non-empty list of (noisy, clean) pairs, got {got}")
+    data = _pairs(path, _read(path))
     for q, pair in enumerate(data):
         _check_pair(path, q, pair, sample_rate, n_samples)
     noisy = torch.stack([x for x, _ in data]).float()
