@@ -25,7 +25,7 @@ from labutils.data.cache import cache_dir, cached
 SAMPLE_RATE = 32000
 N_SAMPLES = 32000
 LAB_FILE = "data_lab_2B.pt"
-NOISE_KINDS = ("white", "pink", "hum", "band", "mixed")
+NOISE_KINDS = ("white", "pink", "hum", "band", "clicks", "mixed")
 
 
 class Pairs(NamedTuple):
@@ -100,17 +100,28 @@ def _band(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     return sps.sosfilt(sos, rng.standard_normal(n + 2000))[2000:]  # drop the transient
 
 
+def _clicks(n: int, rng: np.random.Generator, rate: float = 60.0, sr: int = SAMPLE_RATE):
+    """Impulsive noise: about ``rate`` clicks a second at random times, each a spike of
+    random sign and size decaying over a few samples (a crackle on an old record)."""
+    v = np.zeros(n)
+    where = rng.random(n) < rate / sr
+    v[where] = rng.choice([-1.0, 1.0], where.sum()) * rng.uniform(0.3, 1.0, where.sum())
+    return sps.lfilter([1.0], [1.0, -0.6], v)  # each spike decays as 0.6^k
+
+
 def noise(kind: str, n: int = N_SAMPLES, sr: int = SAMPLE_RATE, rng=None) -> np.ndarray:
     """Noise of unit power: ``"white"``, ``"pink"`` (1/f), ``"hum"`` (50 or 60 Hz mains
-    with 15 harmonics), ``"band"`` (Gaussian noise in a random band) or ``"mixed"`` (one
-    of these four at random). Returns float64 (n,)."""
+    with 15 harmonics), ``"band"`` (Gaussian noise in a random band), ``"clicks"``
+    (impulsive: sparse spikes) or ``"mixed"`` (one of the first four at random). Returns
+    float64 (n,)."""
     rng = np.random.default_rng(rng)
     if kind not in NOISE_KINDS:
         raise ValueError(f"noise kind {kind!r} is not one of {NOISE_KINDS}")
     if kind == "mixed":
         kind = NOISE_KINDS[rng.integers(4)]
     v = {"white": lambda: rng.standard_normal(n), "pink": lambda: _pink(n, rng),
-         "hum": lambda: _hum(n, sr, rng), "band": lambda: _band(n, sr, rng)}[kind]()
+         "hum": lambda: _hum(n, sr, rng), "band": lambda: _band(n, sr, rng),
+         "clicks": lambda: _clicks(n, rng, sr=sr)}[kind]()
     return v / np.sqrt(np.mean(v ** 2))
 
 
