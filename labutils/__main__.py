@@ -1,4 +1,5 @@
-"""Command line: ``python -m labutils run ...`` (batch runs) and ``... sync`` (notebooks)."""
+"""Command line: ``python -m labutils run ...`` (batch runs), ``... sync`` (the shared
+cells and exercise metadata) and ``... new NN_name "Title"`` (a new notebook)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,14 @@ def _sync(args) -> int:
     return 1 if (args.check and changed) else 0
 
 
+def _new(args) -> int:
+    from labutils import notebooks
+
+    path = notebooks.new(args.name, args.title)
+    print(f"created {path} and listed it in labutils/course.py; add its row to README.md")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labutils")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--strip", action="store_true", help="also clear outputs")
     sync.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
     sync.set_defaults(func=_sync)
+    new = sub.add_parser("new", help="create a notebook that follows the series' conventions")
+    new.add_argument("name", help="file name without .ipynb, e.g. 07_wav2vec")
+    new.add_argument("title", help='the title, e.g. "wav2vec and wav2vec 2.0"')
+    new.set_defaults(func=_new)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -11,17 +11,20 @@ import os
 # series changes this one line; `python -m labutils sync` then rewrites every notebook.
 REPOSITORY = "dlsp-course/dlsp-notebooks"
 
+# The series, in order: file name -> title. The title cell of each notebook reads
+# "# NN · <title>" and the README links it under the same title; tests check both.
+# `python -m labutils new NN_name "Title"` adds an entry and creates the notebook.
 NOTEBOOKS = {
-    "00_start_here": "How the series works; the helpers on a real signal",
-    "01_rnn_bptt": "Recurrent networks and backpropagation through time, GRU and LSTM",
+    "00_start_here": "Start here",
+    "01_rnn_bptt": "Recurrent networks and backpropagation through time",
     "02_convolution_mimo_cnn": "Convolution from scratch, MIMO filters, a MIMO CNN denoiser",
-    "03_spectral_denoising": "Linear and CNN denoising on STFT magnitudes",
-    "04_classifier_compression": "A fully connected classifier, PCA/t-SNE, SVD compression",
+    "03_spectral_denoising": "Spectral denoising: linear and CNN models on the STFT",
+    "04_classifier_compression": "A classifier, what its layers see, and SVD compression",
     "05_transformer": "The transformer, built and trained from scratch",
     "06_ctc": "Connectionist temporal classification: forward-backward and decoding",
-    "07_wav2vec": "wav2vec and wav2vec 2.0: contrastive losses, product quantization",
-    "08_sleep_ctc_miniproject": "Sleep staging with CTC on Sleep-EDF",
-    "09_speaker_mc_dropout": "Speaker accept/reject with MC dropout and ensembles",
+    "07_wav2vec": "wav2vec and wav2vec 2.0: contrastive losses and product quantization",
+    "08_sleep_ctc_miniproject": "Sleep staging with CTC: a miniproject on Sleep-EDF",
+    "09_speaker_mc_dropout": "Speaker accept/reject with MC dropout and deep ensembles",
 }
 
 QUICK_ENV = "LABUTILS_QUICK"

@@ -29,6 +29,41 @@ STYLE = {
 }
 
 
+# One colour per model (and per reference) across the whole series, so that a GRU is the
+# same green in every figure: ``color("gru")``.
+COLORS = {
+    "rnn": "#7f7f7f",
+    "gru": "#2ca02c",
+    "lstm": "#9467bd",
+    "cnn": "#1f77b4",
+    "bilstm": "#9467bd",
+    "transformer": "#ff7f0e",
+    "linear": "#8c564b",
+    "wiener": "#d62728",
+    "oracle": "#000000",
+    "baseline": "#bcbd22",
+    "noisy": "#aaaaaa",
+    "clean": "#17becf",
+    "mc_dropout": "#1f77b4",
+    "ensemble": "#d62728",
+    "temperature": "#8c564b",
+    "framewise": "#1f77b4",
+    "ctc": "#ff7f0e",
+    "pretrained": "#2ca02c",
+    "random_init": "#7f7f7f",
+    "log_mel": "#8c564b",
+}
+
+
+def color(name: str) -> str:
+    """The series' colour of a model or reference, e.g. ``color("gru")``."""
+    key = name.lower().replace("-", "_").replace(" ", "_")
+    if key not in COLORS:
+        raise KeyError(f"no series colour for {name!r}; add it to labutils.plotting.COLORS "
+                       f"(known: {', '.join(COLORS)})")
+    return COLORS[key]
+
+
 def use_style() -> None:
     """Apply the series' matplotlib style (done once when labutils is imported)."""
     mpl.rcParams.update(STYLE)

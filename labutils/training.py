@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import os
 import time
@@ -90,6 +91,39 @@ def _batch_size(batch) -> int:
     return int(first.shape[0]) if isinstance(first, torch.Tensor) and first.dim() else 1
 
 
+def output_step(model, batch):
+    """A step with no loss, for :func:`evaluate` with metrics only: ``model(x1, ..., xk)``."""
+    *inputs, target = batch
+    return None, model(*inputs), target
+
+
+class _Totals:
+    """Running sums for one pass: a metric that returns a float is averaged over samples
+    (weighted by batch size); one that returns ``(numerator, denominator)`` is a corpus
+    ratio, the sum of numerators over the sum of denominators."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.weights: dict[str, float] = {}
+
+    def add(self, name: str, value, n: int) -> None:
+        if isinstance(value, tuple):
+            if len(value) != 2:
+                raise ValueError(f"metric {name!r} returned {len(value)} values; a corpus "
+                                 "metric returns (numerator, denominator)")
+            num, den = (float(v) for v in value)
+        else:
+            num, den = float(value) * n, n
+        self.sums[name] = self.sums.get(name, 0.0) + num
+        self.weights[name] = self.weights.get(name, 0.0) + den
+
+    def mean(self, name: str) -> float:
+        return self.sums[name] / self.weights[name] if self.weights[name] else math.nan
+
+    def result(self) -> dict[str, float]:
+        return {name: self.mean(name) for name in self.sums}
+
+
 def run_epoch(
     model: torch.nn.Module,
     loader: Iterable,
@@ -100,22 +134,26 @@ def run_epoch(
     clip_grad_norm: float | None = None,
     scheduler=None,
     desc: str = "",
+    after_step: Callable[[torch.nn.Module, float], None] | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``; trains when ``optimizer`` is given, else evaluates.
 
-    Returns the batch-size-weighted means of the loss and of each metric ``fn(out, y)``.
-    ``scheduler`` (if any) steps after every optimizer step.
+    Returns the loss and each metric ``fn(out, y)`` over the pass: the batch-size-weighted
+    mean of a metric that returns a number, the ratio of sums of one that returns
+    ``(numerator, denominator)``. ``scheduler`` (if any) steps after every optimizer step;
+    ``on_batch_end(step, model, loss)`` runs after it, with ``step`` counted from
+    ``steps_done + 1``.
     """
     training = optimizer is not None
     model.train(training)
-    sums: dict[str, float] = {}
+    totals = _Totals()
     count = 0
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress_enabled())
     with torch.set_grad_enabled(training):
         for batch in bar:
             batch = to_device(batch, device)
             loss, out, target = step(model, batch)
-            if not torch.isfinite(loss):
+            if loss is not None and not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"the loss became {loss.item()} ({desc}); lower the learning rate "
                     "or set clip_grad_norm"
@@ -128,16 +166,57 @@ def run_epoch(
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
+                if after_step is not None:
+                    after_step(model, loss.item())
+                    model.train(True)  # the hook may have evaluated the model
             n = _batch_size(batch)
             count += n
-            sums["loss"] = sums.get("loss", 0.0) + loss.item() * n
             with torch.no_grad():
+                if loss is not None:
+                    totals.add("loss", loss.item(), n)
                 for name, fn in (metrics or {}).items():
-                    sums[name] = sums.get(name, 0.0) + float(fn(out, target)) * n
-            bar.set_postfix(loss=f"{sums['loss'] / count:.4g}", refresh=False)
+                    totals.add(name, fn(out, target), n)
+            if loss is not None:
+                bar.set_postfix(loss=f"{totals.mean('loss'):.4g}", refresh=False)
     if count == 0:
         raise ValueError(f"the data loader for {desc or 'this pass'} yielded no batch")
-    return {k: v / count for k, v in sums.items()}
+    return totals.result()
+
+
+def evaluate(
+    model: torch.nn.Module,
+    loader: Iterable,
+    *,
+    loss_fn: Callable | None = None,
+    step: Step | None = None,
+    metrics: Mapping[str, Callable] | None = None,
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
+    """Evaluate ``model`` on ``loader`` exactly as :func:`fit` validates, without gradients.
+
+    Batches and ``step`` are as in :func:`fit`; with neither ``loss_fn`` nor ``step`` only
+    the metrics are computed. Returns ``{"loss": ..., name: ...}``: per-sample means, and
+    corpus ratios for metrics that return ``(numerator, denominator)`` (e.g. the character
+    error rate: total edits over total reference length).
+    """
+    if loss_fn is not None and step is not None:
+        raise ValueError("evaluate() takes loss_fn or step, not both")
+    if step is None:
+        step = default_step(loss_fn) if loss_fn is not None else output_step
+    if loss_fn is None and step is output_step and not metrics:
+        raise ValueError("evaluate() has nothing to compute: give loss_fn, step or metrics")
+    device = _resolve_device(model, device)
+    model.to(device)
+    return run_epoch(model, loader, step, device, None, metrics, desc="evaluate")
+
+
+def _resolve_device(model: torch.nn.Module, device) -> torch.device:
+    if device is not None:
+        from labutils.device import get_device
+
+        return get_device(device) if isinstance(device, str) else torch.device(device)
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def fit(
@@ -158,6 +237,7 @@ def fit(
     monitor: str | None = None,
     mode: str = "min",
     on_epoch_end: Callable[[int, History], None] | None = None,
+    on_batch_end: Callable[[int, torch.nn.Module, float], None] | None = None,
     live_plot: bool = False,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs and return its :class:`History`.
@@ -170,6 +250,8 @@ def fit(
     ``scheduler`` steps once an epoch (``scheduler_per="epoch"``) or once a batch
     (``"step"``). ``on_epoch_end(epoch, history)`` runs after every epoch, before the
     best epoch is chosen, so it may append a metric for ``monitor``;
+    ``on_batch_end(step, model, loss)`` runs after every optimizer step (``step`` counts
+    from 1 over the whole run), e.g. to log the loss or snapshot outputs;
     ``live_plot=True`` redraws the loss curves in the notebook as training goes.
     """
     if (loss_fn is None) == (step is None):
@@ -181,7 +263,9 @@ def fit(
     if mode not in {"min", "max"}:
         raise ValueError("mode must be 'min' or 'max'")
     step = step or default_step(loss_fn)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if next(iter(model.parameters()), None) is None:
+        raise ValueError("fit() needs a model with parameters to train; this one has none")
+    device = _resolve_device(model, device)
     model.to(device)
     monitor = monitor or ("val_loss" if val_loader is not None else "train_loss")
     history = History()
@@ -193,11 +277,14 @@ def fit(
         plotter = LivePlot()
     per_step = scheduler if scheduler_per == "step" else None
     epoch_bar = tqdm(range(epochs), desc="epochs", disable=not progress_enabled())
+    steps = itertools.count(1)
+    after_step = None if on_batch_end is None else (
+        lambda m, loss: on_batch_end(next(steps), m, loss))
     for epoch in epoch_bar:
         start = time.perf_counter()
         train = run_epoch(
             model, train_loader, step, device, optimizer, metrics, clip_grad_norm,
-            per_step, desc=f"train {epoch + 1}",
+            per_step, desc=f"train {epoch + 1}", after_step=after_step,
         )
         for k, v in train.items():
             history.append(f"train_{k}", v)

@@ -1,11 +1,14 @@
-"""Playable audio in notebooks: one signal or several side by side."""
+"""Playable audio, and interactive explorers: sliders and menus that redraw a figure."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+
+STATIC_ENV = "LABUTILS_STATIC"
 
 
 def _as_signal(x) -> np.ndarray:
@@ -69,3 +72,109 @@ def play(signals, sr: int, labels: Sequence[str] | None = None, common_scale: bo
     if not items:
         raise ValueError("play() needs at least one signal")
     return Players(items, sr, common_scale)
+
+
+def static_mode() -> bool:
+    """True where no person can move a slider: ``LABUTILS_STATIC=1`` (set for nbval, the
+    batch runner and the rendered site), or outside an IPython kernel."""
+    if os.environ.get(STATIC_ENV, "").strip().lower() in {"1", "true", "yes"}:
+        return True
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return True
+    shell = get_ipython()
+    return shell is None or not hasattr(shell, "kernel")
+
+
+def _control(name: str, spec):
+    """An ipywidgets control from a widget, a list of choices, or ``(low, high, step,
+    value)`` numbers (integers give an integer slider)."""
+    import ipywidgets as w
+
+    style = {"description_width": "initial"}
+    if isinstance(spec, w.ValueWidget):
+        return spec
+    if isinstance(spec, list):
+        if not spec:
+            raise ValueError(f"control {name!r}: the list of choices is empty")
+        return w.Dropdown(options=spec, value=spec[0], description=name, style=style)
+    if isinstance(spec, tuple) and len(spec) == 4:
+        low, high, step, value = spec
+        if not low <= value <= high:
+            raise ValueError(f"control {name!r}: value {value} is outside [{low}, {high}]")
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in spec):
+            return w.IntSlider(min=low, max=high, step=step, value=value, description=name,
+                               style=style, continuous_update=False)
+        return w.FloatSlider(min=low, max=high, step=step, value=value, description=name,
+                             style=style, continuous_update=False)
+    raise TypeError(f"control {name!r}: give an ipywidgets control, a list of choices or "
+                    f"(low, high, step, value); got {spec!r}")
+
+
+class Explorer:
+    """Controls that redraw one figure; see :func:`explorer`."""
+
+    def __init__(self, draw: Callable, controls: Mapping, figsize=(8.0, 3.6)):
+        if not controls:
+            raise ValueError("an explorer needs at least one control")
+        self.draw, self.figsize = draw, figsize
+        self.controls = {name: _control(name, spec) for name, spec in controls.items()}
+
+    def values(self) -> dict:
+        """The controls' current values, by name."""
+        return {name: c.value for name, c in self.controls.items()}
+
+    def render(self, **values):
+        """A new figure drawn for the current values, updated by ``values``."""
+        import matplotlib.pyplot as plt
+
+        unknown = set(values) - set(self.controls)
+        if unknown:
+            raise TypeError(f"unknown control(s) {sorted(unknown)}; the explorer has "
+                            f"{sorted(self.controls)}")
+        fig = plt.figure(figsize=self.figsize)
+        self.draw(fig, **{**self.values(), **values})
+        return fig
+
+    def _ipython_display_(self):
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        if static_mode():
+            fig = self.render()
+            display(fig)
+            plt.close(fig)
+            names = ", ".join(self.controls)
+            print(f"(In JupyterLab or Colab this figure has controls: {names}.)")
+            return
+        import ipywidgets as w
+
+        out = w.Output()
+
+        def refresh(_=None):
+            with out:
+                out.clear_output(wait=True)
+                fig = self.render()
+                display(fig)
+                plt.close(fig)
+
+        for control in self.controls.values():
+            control.observe(refresh, names="value")
+        refresh()
+        display(w.VBox([w.HBox(list(self.controls.values()),
+                               layout=w.Layout(flex_flow="row wrap")), out]))
+
+
+def explorer(draw: Callable, controls: Mapping, figsize=(8.0, 3.6)) -> Explorer:
+    """An interactive figure: ``draw(fig, **values)`` draws one state into an empty figure,
+    and every change of a control redraws it. Make it the last expression of a cell.
+
+    ``controls`` maps each keyword of ``draw`` to an ipywidgets control, a list of choices
+    (a menu), or ``(low, high, step, value)`` (a slider; all integers give an integer
+    slider). Keep ``draw`` under half a second: precompute what the controls scan. Where no
+    person can move a control (:func:`static_mode`: nbval, the batch runner, the rendered
+    site) the explorer shows its default state as a plain figure, so a saved notebook holds
+    no widget. ``explorer(...).render(**values)`` returns the figure for given values.
+    """
+    return Explorer(draw, controls, figsize)

@@ -61,7 +61,9 @@ class TestNotebook:
     def test_title_cell(self, path):
         title = _read(path).cells[0]
         assert title.cell_type == "markdown"
-        assert title.source.startswith(f"# {path.stem[:2]} · "), "title must read '# NN · Title'"
+        heading = f"# {path.stem[:2]} · {NOTEBOOKS[path.stem]}\n"
+        assert title.source.startswith(heading), (
+            f"the title must read {heading!r}: the title lives in labutils/course.py NOTEBOOKS")
         assert colab_badge(path.stem) in title.source, "run `python -m labutils sync`"
         run_time = re.search(r"\*\*Run time:\*\*.*quick mode.*\d.*full mode.*\d", title.source)
         assert run_time, "the title cell needs '**Run time:** quick mode ... · full mode ...'"
@@ -93,6 +95,19 @@ class TestNotebook:
         code = "\n".join(c.source for c in _read(path).cells if c.cell_type == "code")
         assert "lu.seed_everything(SEED)" in code
         assert "lu.record(" in code
+
+
+    def test_solutions_follow_the_nbgrader_convention(self, path):
+        cells = _read(path).cells
+        for i, cell in enumerate(cells):
+            begins, ends = cell.source.count(notebooks.BEGIN), cell.source.count(notebooks.END)
+            assert begins == ends, f"cell {i}: unmatched solution markers"
+            if begins:
+                assert cell.cell_type == "code", f"cell {i}: markers belong in code cells"
+                assert cell.source.index(notebooks.BEGIN) < cell.source.index(notebooks.END)
+                check = next((c for c in cells[i + 1:] if c.cell_type == "code"), None)
+                assert check is not None and "assert" in check.source, (
+                    f"cell {i}: a solution needs an automatic check (assert) in the next code cell")
 
 
 def test_sync_has_nothing_to_change():

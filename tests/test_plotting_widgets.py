@@ -111,3 +111,64 @@ def test_gru_diagram_gates_only_the_recurrent_path():
 def test_draw_cell_rejects_unknown_kind():
     with pytest.raises(ValueError, match="lstm"):
         lu.plotting.draw_cell("transformer")
+
+
+def _sine_draw(fig, freq, shape):
+    ax = fig.add_subplot()
+    t = np.linspace(0, 1, 200)
+    y = np.sin(2 * np.pi * freq * t) if shape == "sine" else np.sign(np.sin(2 * np.pi * freq * t))
+    ax.plot(t, y)
+    ax.set_title(f"{shape} at {freq} Hz")
+
+
+def test_explorer_redraws_for_each_control_value():
+    import matplotlib.pyplot as plt
+
+    ex = lu.explorer(_sine_draw, {"freq": (1, 10, 1, 3), "shape": ["sine", "square"]})
+    assert ex.values() == {"freq": 3, "shape": "sine"}
+    for freq, shape in [(1, "sine"), (7, "square")]:
+        fig = ex.render(freq=freq, shape=shape)
+        ax = fig.axes[0]
+        assert ax.get_title() == f"{shape} at {freq} Hz"
+        y = ax.get_lines()[0].get_ydata()
+        expected = np.sin(2 * np.pi * freq * np.linspace(0, 1, 200))
+        np.testing.assert_allclose(y, expected if shape == "sine" else np.sign(expected))
+        plt.close(fig)
+    ex.controls["freq"].value = 5   # moving the slider changes the default state
+    fig = ex.render()
+    assert fig.axes[0].get_title() == "sine at 5 Hz"
+    plt.close(fig)
+    with pytest.raises(TypeError, match="unknown control"):
+        ex.render(phase=1)
+
+
+def test_explorer_controls_are_checked():
+    import ipywidgets as w
+
+    ex = lu.explorer(_sine_draw, {"freq": (0.5, 2.0, 0.5, 1.0), "shape": w.Dropdown(
+        options=["sine"], value="sine")})
+    assert isinstance(ex.controls["freq"], w.FloatSlider)
+    with pytest.raises(ValueError, match="outside"):
+        lu.explorer(_sine_draw, {"freq": (1, 10, 1, 30)})
+    with pytest.raises(TypeError, match="low, high, step, value"):
+        lu.explorer(_sine_draw, {"freq": (1, 10)})
+    with pytest.raises(ValueError, match="at least one control"):
+        lu.explorer(_sine_draw, {})
+
+
+def test_explorer_is_a_static_figure_without_a_live_frontend(monkeypatch, capsys):
+    monkeypatch.setenv("LABUTILS_STATIC", "1")
+    assert lu.widgets.static_mode()
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
+    lu.explorer(_sine_draw, {"freq": (1, 10, 1, 3), "shape": ["sine"]})._ipython_display_()
+    import matplotlib.figure
+
+    assert len(shown) == 1 and isinstance(shown[0], matplotlib.figure.Figure)
+    assert "controls: freq, shape" in capsys.readouterr().out
+
+
+def test_series_colours_are_one_per_model():
+    assert lu.plotting.color("GRU") == lu.plotting.COLORS["gru"]
+    with pytest.raises(KeyError, match="no series colour"):
+        lu.plotting.color("perceptron")

@@ -3,14 +3,16 @@ two commands are the Makefile's, the test one being what CI runs."""
 
 import re
 
+from labutils.course import NOTEBOOKS
 from labutils.runner import ROOT, notebooks_dir
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_every_notebook_is_linked():
+def test_every_notebook_is_linked_under_its_title():
     for path in sorted(notebooks_dir().glob("*.ipynb")):
-        assert f"(notebooks/{path.name})" in README, f"README does not link {path.name}"
+        link = f"[{NOTEBOOKS[path.stem]}](notebooks/{path.name})"
+        assert link in README, f"README does not link {path.name} as {link}"
 
 
 def test_every_linked_file_exists():

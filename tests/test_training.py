@@ -130,3 +130,94 @@ def test_a_metric_added_by_the_hook_can_be_monitored():
                      loss_fn=torch.nn.functional.mse_loss, on_epoch_end=score,
                      monitor="val_score", mode="max")
     assert history.best_epoch == 1 and history["val_score"] == scores
+
+
+def _regression_loader(n=40, batch=8):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(n, generator=g)
+    data = torch.utils.data.TensorDataset(x, y[:, None])
+    return torch.utils.data.DataLoader(data, batch_size=batch), x, y[:, None]
+
+
+def test_evaluate_equals_the_loss_on_the_whole_set():
+    loader, x, y = _regression_loader(n=37, batch=8)   # a last batch of 5
+    model = torch.nn.Linear(3, 1)
+    result = lu.evaluate(model, loader, loss_fn=torch.nn.functional.mse_loss,
+                         metrics={"mae": lambda out, t: (out - t).abs().mean()})
+    with torch.no_grad():
+        out = model(x)
+    assert result["loss"] == pytest.approx(torch.nn.functional.mse_loss(out, y).item(), rel=1e-6)
+    assert result["mae"] == pytest.approx((out - y).abs().mean().item(), rel=1e-6)
+    assert not model.training
+
+
+def test_a_corpus_metric_is_a_ratio_of_sums_not_a_mean_of_ratios():
+    # two batches: 1 error in 1 reference symbol, then 0 errors in 9 symbols
+    batches = [(torch.zeros(1, 1), torch.tensor([[1.0, 1.0]])),
+               (torch.zeros(1, 1), torch.tensor([[0.0, 9.0]]))]
+
+    def errors_over_length(out, target):
+        return target[:, 0].sum(), target[:, 1].sum()
+
+    model = torch.nn.Linear(1, 1)
+    result = lu.evaluate(model, batches, metrics={"rate": errors_over_length})
+    assert result == {"rate": pytest.approx(1 / 10)}   # a mean of ratios would give 0.5
+    with pytest.raises(ValueError, match="numerator, denominator"):
+        lu.evaluate(model, batches, metrics={"bad": lambda o, t: (1, 2, 3)})
+
+
+def test_evaluate_refuses_an_empty_request_and_bad_devices():
+    loader, _, _ = _regression_loader()
+    model = torch.nn.Linear(3, 1)
+    with pytest.raises(ValueError, match="nothing to compute"):
+        lu.evaluate(model, loader)
+    with pytest.raises(ValueError, match="not both"):
+        lu.evaluate(model, loader, loss_fn=torch.nn.functional.mse_loss,
+                    step=lambda m, b: (None, None, None))
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            lu.evaluate(model, loader, loss_fn=torch.nn.functional.mse_loss, device="cuda")
+
+
+def test_on_batch_end_sees_every_step_with_its_loss():
+    loader, _, _ = _regression_loader(n=40, batch=8)   # 5 steps an epoch
+    model = torch.nn.Linear(3, 1)
+    seen = []
+
+    def hook(step, m, loss):
+        assert m is model and m.training
+        seen.append((step, loss))
+        lu.evaluate(m, loader, loss_fn=torch.nn.functional.mse_loss)   # leaves eval mode
+
+    lu.fit(model, loader, epochs=2, optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
+           loss_fn=torch.nn.functional.mse_loss, on_batch_end=hook, keep_best=False)
+    assert [s for s, _ in seen] == list(range(1, 11))
+    assert seen[-1][1] < seen[0][1]
+
+
+def test_fit_refuses_a_model_without_parameters_and_an_absent_gpu():
+    loader, _, _ = _regression_loader()
+    with pytest.raises(ValueError, match="no parameters|has none"):
+        lu.fit(torch.nn.Identity(), loader, epochs=1,
+               optimizer=torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1),
+               loss_fn=torch.nn.functional.mse_loss)
+    if not torch.cuda.is_available():
+        model = torch.nn.Linear(3, 1)
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            lu.fit(model, loader, epochs=1, device="cuda",
+                   optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                   loss_fn=torch.nn.functional.mse_loss)
+
+
+def test_accuracy_agrees_with_scikit_learn():
+    from sklearn.metrics import accuracy_score
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(50, 4, generator=g)
+    target = torch.randint(0, 4, (50,), generator=g)
+    expected = accuracy_score(target.numpy(), logits.argmax(1).numpy())
+    assert lu.metrics.accuracy(logits, target) == pytest.approx(expected)
+    assert lu.metrics.accuracy(logits.argmax(1), target) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="do not match"):
+        lu.metrics.accuracy(logits[:3], target)
