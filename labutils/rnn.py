@@ -22,6 +22,7 @@ __all__ = [
     "SequenceModel",
     "bptt_gradients",
     "cell_like",
+    "jacobian_norms",
     "rtrl_gradients",
     "unroll",
 ]
@@ -345,6 +346,24 @@ def _accumulate(g, b, c, window, chunk):
             a = b[i] + torch.tensordot(c[i], a, dims=1)     # a_i = b_i + c_i a_{i-1}
         total = total + torch.tensordot(g[t], a, dims=1)
     return total
+
+
+def jacobian_norms(W_hh, W_hx, x, h0, activation: str | None = None) -> torch.Tensor:
+    """How much the state k steps back still moves the last one: the spectral norms
+    ``||dh_T/dh_{T-k}||_2`` for k = 0, 1, ..., T of the bias-free RNN
+    ``h_t = act(W_hx x_t + W_hh h_{t-1})``, as products of ``c_j = diag(act'_j) W_hh``.
+
+    ``W_hh`` (H, H), ``W_hx`` (H, F), ``x`` (T, F), ``h0`` (H,); ``activation`` None
+    (identity) or ``"tanh"``. Returns (T + 1,), the first entry 1 (k = 0)."""
+    run = _run(x, torch.zeros(len(x), 1, dtype=torch.as_tensor(x).dtype), W_hx, W_hh,
+               torch.zeros(1, len(h0), dtype=torch.as_tensor(x).dtype), h0, activation,
+               None, None)
+    W_hh = torch.as_tensor(W_hh)
+    product, norms = torch.eye(W_hh.shape[0], dtype=W_hh.dtype), [1.0]
+    for slope in reversed(run.slope):
+        product = product @ (slope[:, None] * W_hh)          # c_T c_{T-1} ... c_{T-k+1}
+        norms.append(torch.linalg.matrix_norm(product, ord=2).item())
+    return torch.tensor(norms, dtype=W_hh.dtype)
 
 
 # ------------------------------------------------------------------------- models

@@ -215,6 +215,42 @@ def test_gradients_check_shapes(method):
         method(x, y, *ok, window=2, chunk=2)
 
 
+@pytest.mark.parametrize("activation", [None, "tanh"])
+def test_jacobian_norms_match_autograd(activation):
+    gen = torch.Generator().manual_seed(3)
+    T, F, H = 9, 2, 5
+    W_hh = 0.6 * torch.randn(H, H, generator=gen, dtype=torch.float64)
+    W_hx = torch.randn(H, F, generator=gen, dtype=torch.float64)
+    x = torch.randn(T, F, generator=gen, dtype=torch.float64)
+    h0 = 0.3 * torch.randn(H, generator=gen, dtype=torch.float64)
+    norms = rnn.jacobian_norms(W_hh, W_hx, x, h0, activation)
+    assert norms.shape == (T + 1,) and norms[0] == 1
+
+    def step(h, t):
+        z = W_hx @ x[t] + W_hh @ h
+        return torch.tanh(z) if activation == "tanh" else z
+
+    states = [h0]
+    for t in range(T):
+        states.append(step(states[-1], t))
+    for k in (1, 4, T):
+        def last(h, k=k):
+            for t in range(T - k, T):
+                h = step(h, t)
+            return h
+        J = torch.autograd.functional.jacobian(last, states[T - k])
+        assert norms[k].item() == pytest.approx(torch.linalg.matrix_norm(J, ord=2).item())
+
+
+def test_jacobian_norms_of_a_scaled_rotation_are_powers():
+    Q, _ = torch.linalg.qr(torch.randn(6, 6, generator=torch.Generator().manual_seed(0),
+                                       dtype=torch.float64))
+    norms = rnn.jacobian_norms(0.9 * Q, torch.zeros(6, 1, dtype=torch.float64),
+                               torch.zeros(12, 1, dtype=torch.float64),
+                               torch.zeros(6, dtype=torch.float64))
+    torch.testing.assert_close(norms, 0.9 ** torch.arange(13, dtype=torch.float64))
+
+
 # ----------------------------------------------------------------------- models, data
 
 
