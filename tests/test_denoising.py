@@ -75,7 +75,7 @@ def _band_power(x, low, high):
     return power[(freqs >= low) & (freqs < high)].sum() / power.sum()
 
 
-@pytest.mark.parametrize("kind", ["white", "pink", "hum", "band", "mixed"])
+@pytest.mark.parametrize("kind", ["white", "pink", "hum", "band", "clicks", "mixed"])
 def test_noise_has_unit_power(kind):
     assert np.isclose(np.mean(dn.noise(kind, rng=3) ** 2), 1.0)
 
@@ -91,6 +91,11 @@ def test_noise_spectra():
     )
     assert on_harmonics > 0.9  # lines at the mains frequency and its harmonics
     assert max(_band_power(dn.noise("band", rng=s), 0, 100) for s in range(5)) < 0.01
+    clicks = dn.noise("clicks", rng=0)
+    loud = np.abs(clicks) > 1.0  # above the noise's own RMS
+    assert loud.mean() < 0.02  # impulsive: a few samples carry the power
+    assert (clicks[loud] ** 2).sum() > 0.8 * (clicks ** 2).sum()
+    assert np.mean(clicks ** 4) / np.mean(clicks ** 2) ** 2 > 20  # kurtosis; Gaussian: 3
 
 
 def test_generator_argument_errors(tmp_path):
