@@ -2,15 +2,18 @@
 #   make run    set up, then run every notebook in quick mode and print the summary
 #   make test   set up, then ruff + unit tests + every notebook under nbval in quick mode
 #   make full   set up, then run every notebook in full mode (a GPU is advised)
-#   make lab    set up with JupyterLab and open it
+#   make lab    set up with JupyterLab and open it (extra arguments: LAB_ARGS=--allow-root)
 #   make bench  set up, then time the from-scratch kernels against the libraries
+#   make student  write the student versions (solutions removed) into students/
+#   make site   build the HTML site from the last full run (runs/full) into site/
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+LAB_ARGS ?=
 INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup run test full lab bench lint sync clean
+.PHONY: setup run test full lab bench lint sync clean student site
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +29,7 @@ full: setup
 	$(BIN)/python -m labutils run --full --out runs/full
 
 lint: setup
-	$(BIN)/ruff check labutils tests notebooks benchmarks
+	$(BIN)/ruff check labutils tests notebooks benchmarks conftest.py
 	$(BIN)/python -m labutils sync --check
 
 test: lint
@@ -37,10 +40,16 @@ bench: setup
 
 lab: setup
 	$(INSTALL) --editable ".[test,lab]"
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(LAB_ARGS)
+
+student: setup
+	$(BIN)/python -m labutils student --out students
+
+site: setup
+	$(BIN)/python -m labutils site --run runs/full --out site
 
 sync: setup
 	$(BIN)/python -m labutils sync --strip
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) runs students site .pytest_cache .ruff_cache .hypothesis

@@ -10,19 +10,21 @@ import sys
 
 def _run(args) -> int:
     from labutils import runner
-    from labutils.plotting import figures_dir
 
     out = args.out or os.path.join("runs", "full" if args.full else "quick")
-    # full runs refresh the figures the README shows; quick runs keep theirs beside them
-    figures = args.figures or (None if args.full else os.path.join(out, "figures"))
-    if figures:
-        os.environ["LABUTILS_FIGURES"] = os.path.abspath(figures)
     params = {name: runner.parse_value(value) for name, value in args.parameter}
-    rows = runner.run(args.notebooks, out, quick=not args.full, parameters=params,
-                      jobs=args.jobs, timeout=args.timeout)
+    try:
+        rows = runner.run(args.notebooks, out, quick=not args.full, parameters=params,
+                          jobs=args.jobs, timeout=args.timeout, figures=args.figures)
+    except runner.Interrupted as stop:
+        print(runner.summary_markdown(stop.rows, quick=not args.full))
+        print(f"Interrupted; summary.md / summary.json: {os.path.abspath(out)}")
+        return 130
+    except ValueError as err:  # a bad selection or parameter: say so, without a traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(runner.summary_markdown(rows, quick=not args.full))
     print(f"Executed notebooks and summary.md / summary.json: {os.path.abspath(out)}")
-    print(f"Figures: {figures_dir()}")
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 
@@ -43,6 +45,22 @@ def _new(args) -> int:
     return 0
 
 
+def _student(args) -> int:
+    from labutils import notebooks
+
+    for path in notebooks.write_students(args.out, args.notebooks or None):
+        print(f"wrote {path}")
+    return 0
+
+
+def _site(args) -> int:
+    from labutils import site
+
+    index = site.build(args.run, args.out)
+    print(f"site written: {index} (open it in a browser)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labutils")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="quick mode (the default)")
     mode.add_argument("--full", action="store_true", help="full mode (QUICK=False)")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                     metavar=("NAME", "VALUE"), help="passed to papermill, e.g. -p SEED 1")
+                     metavar=("NAME", "VALUE"),
+                     help="a parameter as a Python literal, e.g. -p SEED 1 -p SNR_RANGE '(0, 5)'")
     run.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time")
     run.add_argument("--out", default=None, help="output folder (default runs/quick or runs/full)")
     run.add_argument("--timeout", type=float, default=None, help="seconds per cell")
@@ -67,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("name", help="file name without .ipynb, e.g. 07_wav2vec")
     new.add_argument("title", help='the title, e.g. "wav2vec and wav2vec 2.0"')
     new.set_defaults(func=_new)
+    student = sub.add_parser("student", help="write the student versions (no solutions)")
+    student.add_argument("notebooks", nargs="*", help="e.g. 01 06_ctc (default: all)")
+    student.add_argument("--out", default="students", help="output folder (default students/)")
+    student.set_defaults(func=_student)
+    site = sub.add_parser("site", help="build the HTML site from an executed batch run")
+    site.add_argument("--run", default="runs/full", help="a batch run folder (default runs/full)")
+    site.add_argument("--out", default="site", help="output folder (default site/)")
+    site.set_defaults(func=_site)
     args = parser.parse_args(argv)
     return args.func(args)
 

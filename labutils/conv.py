@@ -44,7 +44,10 @@ def convolution_1d(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def _check_mimo(x: torch.Tensor, h: torch.Tensor) -> None:
+def _check_mimo(x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check the shapes of a MIMO convolution and return ``x`` and ``h`` in one floating
+    dtype: an integer signal or filter is promoted (to torch's default float dtype when
+    both are integers), never convolved in integer arithmetic."""
     if x.dim() != 3:
         raise ValueError(f"x must have shape (B, F, N), got {tuple(x.shape)}; "
                          "add the missing axes with x.reshape(B, F, N)")
@@ -53,6 +56,10 @@ def _check_mimo(x: torch.Tensor, h: torch.Tensor) -> None:
     if x.shape[1] != h.shape[2]:
         raise ValueError(f"x has F={x.shape[1]} features but the filter h {tuple(h.shape)} "
                          f"= (K, G, F) expects F={h.shape[2]}")
+    dtype = torch.result_type(x, h)
+    if not dtype.is_floating_point and not dtype.is_complex:
+        dtype = torch.get_default_dtype()
+    return x.to(dtype), h.to(dtype)
 
 
 def mimo_conv1d_loop(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -61,7 +68,7 @@ def mimo_conv1d_loop(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     ``x``: (B, F, N), ``h``: (K, G, F). Returns (B, G, N) with
     ``y[:, g, n] = sum_k sum_f h[k, g, f] x[:, f, n - k]``. Clear but slow: K passes.
     """
-    _check_mimo(x, h)
+    x, h = _check_mimo(x, h)
     y = x.new_zeros(x.shape[0], h.shape[1], x.shape[2])
     for k in range(h.shape[0]):
         y = y + torch.matmul(h[k], shift(x, k))
@@ -91,16 +98,18 @@ def mimo_conv1d(x: torch.Tensor, h: torch.Tensor, block: int | None = None) -> t
 
     ``x``: (B, F, N), ``h``: (K, G, F). Returns (B, G, N).
     """
-    _check_mimo(x, h)
+    x, h = _check_mimo(x, h)
     batch, _, n = x.shape
     taps, g, _ = h.shape
     block = max(taps, 32) if block is None else block
     if block < 1:
         raise ValueError(f"block must be a positive number of samples, got {block}")
+    if n == 0:  # an empty signal has an empty output
+        return x.new_zeros(batch, g, 0)
     blocks = -(-n // block)
     padded = nnf.pad(x, (taps - 1, blocks * block - n))  # history before, fill after
     windows = padded.unfold(-1, block + taps - 1, block)  # (B, F, blocks, block + K - 1)
-    y = torch.einsum("pjgf,bfnj->bgnp", toeplitz_block(h, block).to(x.dtype), windows)
+    y = torch.einsum("pjgf,bfnj->bgnp", toeplitz_block(h, block), windows)
     return y.reshape(batch, g, blocks * block)[..., :n]
 
 
@@ -110,7 +119,7 @@ def torch_conv1d(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 
     ``x``: (B, F, N), ``h``: (K, G, F). Returns (B, G, N).
     """
-    _check_mimo(x, h)
+    x, h = _check_mimo(x, h)
     weight = h.flip(0).permute(1, 2, 0)  # (G, F, K), the layout conv1d wants
     return nnf.conv1d(nnf.pad(x, (h.shape[0] - 1, 0)), weight)
 

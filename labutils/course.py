@@ -10,6 +10,10 @@ import os
 # Where Colab installs the package from, and where the badges point. Publishing the
 # series changes this one line; `python -m labutils sync` then rewrites every notebook.
 REPOSITORY = "dlsp-course/dlsp-notebooks"
+# The package version (pyproject.toml reads it from here). Colab installs the release
+# tagged v<VERSION>; after a version change `make sync` rewrites every setup cell.
+VERSION = "0.1.0"
+PACKAGE = f"labutils @ git+https://github.com/{REPOSITORY}@v{VERSION}"
 
 # The series, in order: file name -> title. The title cell of each notebook reads
 # "# NN · <title>" and the README links it under the same title; tests check both.
@@ -50,6 +54,11 @@ def quick_mode(default: bool = False) -> bool:
     raise ValueError(f"{QUICK_ENV}={raw!r} is not understood; use 1 or 0.")
 
 
+def repository_url(path: str) -> str:
+    """The web address of a file of the repository, e.g. ``repository_url("README.md")``."""
+    return f"https://github.com/{REPOSITORY}/blob/main/{path}"
+
+
 def colab_url(notebook: str) -> str:
     """The 'Open in Colab' address of ``notebooks/<notebook>.ipynb``."""
     return (
@@ -66,7 +75,7 @@ def colab_badge(notebook: str) -> str:
     )
 
 
-SETUP_CELL = f'''\
+SETUP_CELL = '''\
 # Setup (the same in every notebook): use the local package inside a clone of the
 # repository, install it on Colab, then import the tools every notebook uses.
 import importlib.util
@@ -77,20 +86,29 @@ import sys
 if importlib.util.find_spec("labutils") is None:
     _root = next((p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents]
                   if (p / "labutils" / "__init__.py").is_file()), None)
+    _package = "<PACKAGE>"
     if _root is not None:
         sys.path.insert(0, str(_root))
     elif "google.colab" in sys.modules:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                        "labutils @ git+https://github.com/{REPOSITORY}"], check=True)
+        _pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", _package],
+                              capture_output=True, text=True)
+        if _pip.returncode != 0:
+            _last = "\\n".join((_pip.stderr or _pip.stdout).strip().splitlines()[-4:])
+            raise RuntimeError(
+                f"Installing labutils failed; pip said:\\n{_last}\\nCheck the runtime's "
+                f"internet connection and that {_package.split(' @ ')[1]} exists, "
+                "then run this cell again.") from None
     else:
-        raise ModuleNotFoundError("labutils is missing: run `pip install -e .` in the repository")
+        raise ModuleNotFoundError(
+            "labutils is missing. In a clone of the repository: pip install -e . ; "
+            f'anywhere else: pip install "{_package}"')
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 import labutils as lu\
-'''
+'''.replace("<PACKAGE>", PACKAGE)
 
 
 def _jsonable(value):

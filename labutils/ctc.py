@@ -28,8 +28,13 @@ _REDUCTIONS = ("none", "mean", "sum")
 
 
 def _lengths(value, n: int, name: str, device) -> torch.Tensor:
-    """``value`` (a tensor, a sequence or an int) as a (N,) long tensor."""
-    t = torch.as_tensor(value, device=device).reshape(-1).long()
+    """``value`` (a tensor, a sequence or an int) as a (N,) long tensor. Lengths are
+    counts: a float (even 3.0) is refused, as torch refuses it, never truncated."""
+    t = torch.as_tensor(value, device=device).reshape(-1)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integers (torch.long), got {t.dtype} values "
+                        f"{t.tolist()}; convert counts with .long() only if they are whole")
+    t = t.long()
     if t.numel() != n:
         raise ValueError(f"{name} has {t.numel()} entries; it needs one per sequence ({n})")
     if n and int(t.min()) < 0:
@@ -77,6 +82,9 @@ def _prepare(log_probs, targets, input_lengths, target_lengths, blank):
     elif log_probs.dim() != 3:
         raise ValueError(f"log_probs must be (T, N, C), got shape {tuple(log_probs.shape)}")
     T, N, C = log_probs.shape
+    if T == 0:
+        raise ValueError("log_probs has T = 0 frames; CTC needs at least one frame per "
+                         "sequence (shape (T, N, C) with T >= 1)")
     if not 0 <= blank < C:
         raise ValueError(f"blank={blank} is not a class index in [0, {C})")
     device = log_probs.device
@@ -298,6 +306,8 @@ def greedy_decode(log_probs: torch.Tensor, input_lengths=None, blank: int = 0):
     T, N, _ = lp.shape
     lengths = [T] * N if input_lengths is None else _lengths(input_lengths, N,
                                                             "input_lengths", "cpu").tolist()
+    if N and max(lengths) > T:
+        raise ValueError(f"input_lengths must be at most T={T}, got {lengths}")
     best, index = lp.max(-1)
     inside = torch.arange(T, device=lp.device)[:, None] < torch.tensor(lengths, device=lp.device)
     scores = torch.where(inside, best, 0.0).sum(0)
@@ -475,10 +485,14 @@ def ctc_step(blank: int = 0, loss=ctc_loss):
     return step
 
 
-def greedy_cer(out, target, blank: int = 0) -> float:
-    """Corpus CER of greedy decoding, for ``lu.fit(metrics={"cer": greedy_cer})``."""
+def greedy_cer(out, target, blank: int = 0) -> tuple[int, int]:
+    """The character errors of greedy decoding over a batch, as ``(edits, reference
+    length)``: a corpus-ratio metric for ``lu.fit``/``lu.evaluate(metrics={"cer":
+    greedy_cer})``, which sum both over the batches, so that the CER they report is
+    total edits / total reference length, not a mean of per-batch rates."""
     log_probs, input_lengths = out
     targets, target_lengths = target
     hyps, _ = greedy_decode(log_probs, input_lengths, blank)
     refs = [t[:n].tolist() for t, n in zip(targets.cpu(), target_lengths.cpu(), strict=True)]
-    return corpus_cer(refs, hyps)
+    edits = sum(sum(edit_distance(r, h)) for r, h in zip(refs, hyps, strict=True))
+    return edits, sum(len(r) for r in refs)

@@ -12,7 +12,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from labutils import course
 from labutils.course import SETUP_CELL, colab_badge
-from labutils.runner import notebooks_dir
+from labutils.paths import notebooks_dir
 
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -228,3 +228,37 @@ def new(name: str, title: str) -> pathlib.Path:
     nbformat.write(nb, path)
     path.write_text(synced(path) or path.read_text(encoding="utf-8"), encoding="utf-8")
     return path
+
+
+# ---------------------------------------------------------------------------------------
+# python -m labutils student: the version of each notebook to hand to a class
+
+
+def student_version(path: pathlib.Path):
+    """The student version of one notebook, as nbgrader's assignment step makes it: each
+    solution region becomes ``# YOUR CODE HERE`` / ``raise NotImplementedError()``, each
+    written answer "YOUR ANSWER HERE", checks are kept and locked, outputs are cleared."""
+    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, ClearSolutions, LockCells
+
+    text = synced(path)
+    nb = nbformat.reads(text, as_version=4) if text else nbformat.read(path, as_version=4)
+    resources: dict = {}
+    for step in (ClearSolutions(), LockCells(), ClearOutput(), CheckCellMetadata()):
+        nb, resources = step.preprocess(nb, resources)
+    return nb
+
+
+def write_students(out: str | pathlib.Path = "students", names: list[str] | None = None):
+    """Write ``<out>/NN_name.ipynb`` for every notebook (or those named); returns the paths."""
+    from labutils.runner import resolve
+
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in resolve(names):
+        target = out / path.name
+        tmp = target.with_name(f".{target.name}.tmp")
+        nbformat.write(student_version(path), tmp)
+        tmp.replace(target)
+        written.append(target)
+    return written

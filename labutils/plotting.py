@@ -9,6 +9,8 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
+from labutils import paths
+
 STYLE = {
     "figure.figsize": (7.0, 3.6),
     "figure.dpi": 100,
@@ -70,14 +72,14 @@ def use_style() -> None:
 
 
 def figures_dir() -> pathlib.Path:
-    """Where figures are saved: ``$LABUTILS_FIGURES``, else ``figures/`` of the repository
-    when labutils runs from a clone, else ``./figures``."""
+    """Where figures are saved: ``$LABUTILS_FIGURES`` if set (the full batch run sets it to
+    the repository's ``figures/``), else inside a clone the git-ignored ``runs/figures/``,
+    so that running a notebook never changes the committed figures; else ``./figures``."""
     env = os.environ.get("LABUTILS_FIGURES")
     if env:
         return pathlib.Path(env).expanduser()
-    root = pathlib.Path(__file__).resolve().parents[1]
-    if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir():
-        return root / "figures"
+    if paths.in_clone():
+        return paths.SCRATCH_FIGURES
     return pathlib.Path.cwd() / "figures"
 
 
@@ -125,6 +127,7 @@ def plot_history(history, keys: list[str] | None = None, axes=None, title: str =
         if history.best_epoch is not None:
             ax.axvline(history.best_epoch + 1, color="0.6", ls=":", lw=1)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))  # no epoch 2.5
         ax.set_ylabel(label)
         ax.legend()
     if title:

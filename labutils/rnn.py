@@ -63,8 +63,18 @@ class _Cell(nn.Module):
                 f"{tuple(x.shape)}; unroll a (T, B, F) sequence with labutils.rnn.unroll"
             )
 
-    def _zeros(self, x: torch.Tensor) -> torch.Tensor:
-        return x.new_zeros(x.shape[0], self.hidden_size)
+    def _state(self, x: torch.Tensor, h: torch.Tensor | None, name: str = "h") -> torch.Tensor:
+        """The state ``h`` (B, H) for input ``x`` (B, F): zeros when None, else checked."""
+        if h is None:
+            return x.new_zeros(x.shape[0], self.hidden_size)
+        expected = (x.shape[0], self.hidden_size)
+        if not torch.is_tensor(h) or tuple(h.shape) != expected:
+            got = tuple(h.shape) if torch.is_tensor(h) else type(h).__name__
+            raise ValueError(
+                f"{type(self).__name__}: the state {name} must have shape (B, H) = {expected} "
+                f"for an input batch of B={x.shape[0]}, got {got}"
+            )
+        return h
 
     def _affine(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``weight_ih x + bias_ih`` and ``weight_hh h + bias_hh``, each (B, G*H)."""
@@ -91,7 +101,7 @@ class RNNCell(_Cell):
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
         self._check(x)
-        gi, gh = self._affine(x, self._zeros(x) if h is None else h)
+        gi, gh = self._affine(x, self._state(x, h))
         return torch.tanh(gi + gh) if self.nonlinearity == "tanh" else torch.relu(gi + gh)
 
 
@@ -113,7 +123,7 @@ class GRUCell(_Cell):
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
         self._check(x)
-        h = self._zeros(x) if h is None else h
+        h = self._state(x, h)
         gi, gh = self._affine(x, h)
         i_r, i_z, i_n = gi.chunk(3, dim=1)
         h_r, h_z, h_n = gh.chunk(3, dim=1)
@@ -141,7 +151,13 @@ class LSTMCell(_Cell):
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
         self._check(x)
-        h, c = (self._zeros(x), self._zeros(x)) if state is None else state
+        if state is None:
+            state = (None, None)
+        elif not isinstance(state, (tuple, list)) or len(state) != 2:
+            got = f"a tensor of shape {tuple(state.shape)}" if torch.is_tensor(state) else state
+            raise TypeError("LSTMCell's state is the pair (h, c), each (B, H), or None for "
+                            f"zeros; got {got}")
+        h, c = self._state(x, state[0], "h"), self._state(x, state[1], "c")
         gi, gh = self._affine(x, h)
         i, f, g, o = (gi + gh).chunk(4, dim=1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)

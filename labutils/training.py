@@ -124,6 +124,53 @@ class _Totals:
         return {name: self.mean(name) for name in self.sums}
 
 
+class Progress:
+    """One progress bar for a whole run, reused by every pass over the data (tqdm.auto: a
+    widget in a notebook, text in a terminal). :meth:`close` replaces it with one line of
+    text, so that a saved notebook keeps no widget whose state it does not store (which
+    shows as "Error displaying widget: model not found" when it is reopened)."""
+
+    def __init__(self):
+        self.bar, self.handle = None, None
+        if not progress_enabled():
+            return
+        from tqdm import notebook
+
+        widget = isinstance(tqdm, type) and issubclass(tqdm, notebook.tqdm)
+        self.bar = tqdm(total=0, leave=False, **({"display": False} if widget else {}))
+        if widget:  # shown under a display id, so that close() can replace it with text
+            from IPython.display import display
+
+            self.handle = display(self.bar.container, display_id=True)
+
+    def start(self, desc: str, loader: Iterable) -> None:
+        """Begin a pass over ``loader`` (its length is the bar's total, if it has one)."""
+        if self.bar is not None:
+            self.bar.reset(total=len(loader) if hasattr(loader, "__len__") else None)
+            self.bar.set_description(desc, refresh=False)
+
+    def step(self, loss: float | None = None) -> None:
+        if self.bar is not None:
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            self.bar.update()
+
+    def close(self, text: str) -> None:
+        """Remove the bar and leave ``text`` (one line) in its place."""
+        if self.bar is None:
+            return
+        self.bar.close()
+        if self.handle is None:
+            print(text)
+            return
+        self.handle.update({"text/plain": text}, raw=True)
+        self.bar.container.close()  # the widget is gone from the page and the kernel
+
+
+def _summary(values: Mapping[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in values.items() if k not in {"lr", "seconds"})
+
+
 def run_epoch(
     model: torch.nn.Module,
     loader: Iterable,
@@ -135,6 +182,7 @@ def run_epoch(
     scheduler=None,
     desc: str = "",
     after_step: Callable[[torch.nn.Module, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``; trains when ``optimizer`` is given, else evaluates.
 
@@ -142,15 +190,33 @@ def run_epoch(
     mean of a metric that returns a number, the ratio of sums of one that returns
     ``(numerator, denominator)``. ``scheduler`` (if any) steps after every optimizer step;
     ``on_batch_end(step, model, loss)`` runs after it, with ``step`` counted from
-    ``steps_done + 1``.
+    ``steps_done + 1``. ``progress`` is the bar to show the pass on (default: one of its
+    own, replaced by a line of results at the end).
     """
+    model.train(optimizer is not None)
+    own = progress is None
+    progress = Progress() if own else progress
+    progress.start(desc, loader)
+    try:
+        result = _pass(model, loader, step, device, optimizer, metrics, clip_grad_norm,
+                       scheduler, desc, after_step, progress)
+    except BaseException:
+        if own:
+            progress.close(f"{desc or 'pass'}: stopped")
+        raise
+    if own:
+        progress.close(f"{desc or 'pass'}: {_summary(result)}")
+    return result
+
+
+def _pass(model, loader, step, device, optimizer, metrics, clip_grad_norm, scheduler, desc,
+          after_step, progress) -> dict[str, float]:
+    """The loop of :func:`run_epoch`."""
     training = optimizer is not None
-    model.train(training)
     totals = _Totals()
     count = 0
-    bar = tqdm(loader, desc=desc, leave=False, disable=not progress_enabled())
     with torch.set_grad_enabled(training):
-        for batch in bar:
+        for batch in loader:
             batch = to_device(batch, device)
             loss, out, target = step(model, batch)
             if loss is not None and not torch.isfinite(loss):
@@ -176,8 +242,7 @@ def run_epoch(
                     totals.add("loss", loss.item(), n)
                 for name, fn in (metrics or {}).items():
                     totals.add(name, fn(out, target), n)
-            if loss is not None:
-                bar.set_postfix(loss=f"{totals.mean('loss'):.4g}", refresh=False)
+            progress.step(totals.mean("loss") if loss is not None else None)
     if count == 0:
         raise ValueError(f"the data loader for {desc or 'this pass'} yielded no batch")
     return totals.result()
@@ -269,47 +334,62 @@ def fit(
     model.to(device)
     monitor = monitor or ("val_loss" if val_loader is not None else "train_loss")
     history = History()
-    best_value, best_state = math.inf if mode == "min" else -math.inf, None
     plotter = None
     if live_plot:
         from labutils.plotting import LivePlot
 
         plotter = LivePlot()
     per_step = scheduler if scheduler_per == "step" else None
-    epoch_bar = tqdm(range(epochs), desc="epochs", disable=not progress_enabled())
     steps = itertools.count(1)
     after_step = None if on_batch_end is None else (
         lambda m, loss: on_batch_end(next(steps), m, loss))
-    for epoch in epoch_bar:
-        start = time.perf_counter()
-        train = run_epoch(
-            model, train_loader, step, device, optimizer, metrics, clip_grad_norm,
-            per_step, desc=f"train {epoch + 1}", after_step=after_step,
-        )
-        for k, v in train.items():
-            history.append(f"train_{k}", v)
-        if val_loader is not None:
-            val = run_epoch(model, val_loader, step, device, None, metrics, desc="validate")
-            for k, v in val.items():
-                history.append(f"val_{k}", v)
-        history.append("lr", optimizer.param_groups[0]["lr"])
-        if scheduler is not None and scheduler_per == "epoch":
-            scheduler.step()
-        history.append("seconds", time.perf_counter() - start)
-        if on_epoch_end is not None:  # may add entries, e.g. a metric to monitor
-            on_epoch_end(epoch, history)
-        if monitor not in history:
-            raise KeyError(f"monitor={monitor!r} is not recorded; choose from {list(history)}")
-        value = history[monitor][-1]
-        if (value < best_value) if mode == "min" else (value > best_value):
-            best_value, history.best_epoch = value, epoch
-            if keep_best:
-                best_state = copy.deepcopy(model.state_dict())
-        epoch_bar.set_postfix({k: f"{v:.4g}" for k, v in history.last().items() if "loss" in k})
+    progress = Progress()
+    best_value, best_state = math.inf if mode == "min" else -math.inf, None
+    try:
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            train = run_epoch(
+                model, train_loader, step, device, optimizer, metrics, clip_grad_norm,
+                per_step, desc=f"epoch {epoch + 1}/{epochs} train", after_step=after_step,
+                progress=progress,
+            )
+            for k, v in train.items():
+                history.append(f"train_{k}", v)
+            if val_loader is not None:
+                val = run_epoch(model, val_loader, step, device, None, metrics,
+                                desc=f"epoch {epoch + 1}/{epochs} validate", progress=progress)
+                for k, v in val.items():
+                    history.append(f"val_{k}", v)
+            history.append("lr", optimizer.param_groups[0]["lr"])
+            if scheduler is not None and scheduler_per == "epoch":
+                scheduler.step()
+            history.append("seconds", time.perf_counter() - start)
+            if on_epoch_end is not None:  # may add entries, e.g. a metric to monitor
+                on_epoch_end(epoch, history)
+            if monitor not in history:
+                raise KeyError(f"monitor={monitor!r} is not recorded; choose from "
+                               f"{list(history)}")
+            value = history[monitor][-1]
+            if (value < best_value) if mode == "min" else (value > best_value):
+                best_value, history.best_epoch = value, epoch
+                if keep_best:
+                    best_state = copy.deepcopy(model.state_dict())
+            if plotter is not None:
+                plotter.update(history)
+    except BaseException as err:
+        progress.close(f"fit: stopped in epoch {history.epochs + 1} of {epochs} "
+                       f"({type(err).__name__})")
+        raise
+    finally:
         if plotter is not None:
-            plotter.update(history)
+            plotter.close()
     if keep_best and best_state is not None:
         model.load_state_dict(best_state)
-    if plotter is not None:
-        plotter.close()
+    best = history.best_epoch
+    line = f"fit: {epochs} epochs in {sum(history['seconds']):.1f} s"
+    if best is not None:
+        kept = " (its weights kept)" if keep_best else ""
+        values = {k: v[best] for k, v in history.values.items() if best < len(v)}
+        line += f"; best {monitor} in epoch {best + 1}{kept}: {_summary(values)}"
+    progress.close(line)
     return history

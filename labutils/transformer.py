@@ -40,7 +40,11 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p: float = 0.0):
         if not mask.any(dim=-1).all():  # a query that may attend to no key: 0, not NaN
             weights = weights.masked_fill(~mask, 0.0)
     elif mask.is_floating_point():
-        weights = torch.softmax(scores + mask, dim=-1)
+        scores = scores + mask
+        weights = torch.softmax(scores, dim=-1)
+        blocked = torch.isneginf(scores).all(dim=-1, keepdim=True)
+        if blocked.any():  # a row of -inf: 0, not the NaN of softmax over nothing
+            weights = weights.masked_fill(blocked, 0.0)
     else:
         raise TypeError(f"mask must be bool (True: may attend) or float, got {mask.dtype}")
     dropped = nn.functional.dropout(weights, dropout_p) if dropout_p > 0 else weights

@@ -1,15 +1,24 @@
 import hashlib
 import pathlib
+import subprocess
+import sys
+import time
 
+import numpy as np
 import pytest
+import torch
 
+from labutils import paths
 from labutils.data import (
     ChecksumError,
+    DamagedFileError,
     DataUnavailableError,
     atomic_path,
     cache_dir,
     cached,
+    check_arrays,
     fetch,
+    safe_torch_load,
 )
 
 PAYLOAD = b"EDF data, or any other bytes" * 100
@@ -33,7 +42,9 @@ def _serve(payload: bytes, fail_after: int | None = None):
 
 
 def _files(folder: pathlib.Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    """The files and folders under ``folder``, without the cache's lock files."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if p.relative_to(folder).parts[0] != ".locks")
 
 
 def test_cache_dir_precedence(tmp_path, monkeypatch):
@@ -115,3 +126,134 @@ def test_atomic_path_replaces_a_folder_and_requires_output(tmp_path):
         with atomic_path(tmp_path / "empty"):
             pass
     assert not (tmp_path / "empty").exists()
+
+
+def _npz(path, **arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+GOOD = {"x": np.zeros((3, 4), np.float32), "y": np.arange(3)}
+LAYOUT = check_arrays({"x": ((None, 4), "float32"), "y": ((None,), "int64")})
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda p: p.write_bytes(p.read_bytes()[:50]),                      # truncated
+     lambda p: _npz(p, x=np.full((3, 4), np.nan, np.float32), y=np.arange(3)),  # NaN
+     lambda p: _npz(p, x=np.zeros((3, 5), np.float32), y=np.arange(3)),  # wrong shape
+     lambda p: _npz(p, x=np.zeros((3, 4)), y=np.arange(3)),              # wrong dtype
+     lambda p: _npz(p, inputs=np.zeros((3, 4), np.float32), y=np.arange(3))],  # wrong keys
+    ids=["truncated", "nan", "shape", "dtype", "keys"],
+)
+def test_a_damaged_generated_file_is_regenerated(tmp_path, damage):
+    calls = []
+
+    def write(path):
+        calls.append(1)
+        _npz(path, **GOOD)
+
+    path = cached("arrays.npz", write, data_dir=tmp_path, validate=LAYOUT)
+    damage(path)
+    with pytest.warns(UserWarning, match="arrays.npz is damaged"):
+        assert cached("arrays.npz", write, data_dir=tmp_path, validate=LAYOUT) == path
+    assert len(calls) == 2
+    with np.load(path) as f:
+        np.testing.assert_array_equal(f["x"], GOOD["x"])
+
+
+def test_a_generator_that_writes_bad_data_is_an_error(tmp_path):
+    with pytest.raises(DamagedFileError, match="bug in the generator"):
+        cached("bad.npz", lambda p: _npz(p, x=np.zeros(2)), data_dir=tmp_path, validate=LAYOUT)
+    assert _files(tmp_path) == []
+
+
+def test_a_damaged_download_is_refused_with_its_name_and_the_remedy(tmp_path):
+    path = tmp_path / "record.edf"
+    for downloader in (_serve(b"not an npz"), None):  # downloaded now, then found in the cache
+        with pytest.raises(DamagedFileError) as info:
+            fetch("Demo", URL, None, data_dir=tmp_path, downloader=downloader, validate=LAYOUT)
+        assert str(path) in str(info.value) and f"rm -r '{path}'" in str(info.value)
+
+
+def test_a_cached_download_that_lost_its_checksum_is_fetched_again(tmp_path):
+    path = fetch("Demo", URL, SHA, data_dir=tmp_path, downloader=_serve(PAYLOAD))
+    path.write_bytes(PAYLOAD[:100])  # damaged on disk
+    assert fetch("Demo", URL, SHA, data_dir=tmp_path, downloader=_serve(PAYLOAD)) == path
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_a_refused_pickle_names_the_global_not_the_unsafe_workaround(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"layer": torch.nn.Linear(1, 1)}, path)
+    with pytest.raises(DamagedFileError) as info:
+        safe_torch_load(path)
+    message = str(info.value)
+    assert "torch.nn.modules.linear.Linear" in message and str(path) in message
+    assert "weights_only" not in message
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DamagedFileError, match="truncated"):
+        safe_torch_load(path)
+
+
+WRITER = """
+import pathlib, sys, time
+from labutils.data import cached
+
+log = pathlib.Path(sys.argv[2])
+def write(path):
+    with log.open("a") as f:
+        f.write("write\\n")
+    path.mkdir()
+    (path / "a.txt").write_text("a")
+    time.sleep(float(sys.argv[3]))
+    (path / "b.txt").write_text("b")
+
+path = cached("folder", write, data_dir=sys.argv[1])
+print(sorted(p.name for p in path.iterdir()))
+"""
+
+
+def _writers(tmp_path, count, pause):
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    cmd = [sys.executable, str(script), str(tmp_path / "cache"), str(tmp_path / "log"), str(pause)]
+    return [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=paths.ROOT) for _ in range(count)]
+
+
+def test_processes_generating_one_folder_at_once_take_turns(tmp_path):
+    outputs = [p.communicate(timeout=180) for p in _writers(tmp_path, 3, 2.0)]
+    assert all(out.strip() == "['a.txt', 'b.txt']" for out, _ in outputs), outputs
+    assert (tmp_path / "log").read_text() == "write\n"
+
+
+def test_the_temporary_folder_of_a_killed_writer_is_removed(tmp_path):
+    (writer,) = _writers(tmp_path, 1, 600)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "log").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    writer.kill()
+    writer.communicate()
+    assert list((tmp_path / "cache").glob(".folder.tmp-*"))  # what the killed writer left
+    cached("folder", lambda p: p.mkdir(), data_dir=tmp_path / "cache")
+    assert _files(tmp_path / "cache") == ["folder"]
+
+
+def test_a_data_folder_that_cannot_be_used_names_the_variable(tmp_path, monkeypatch):
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    monkeypatch.setenv("LABUTILS_DATA", str(a_file))
+    with pytest.raises(NotADirectoryError, match=f"LABUTILS_DATA points at {a_file}"):
+        cache_dir()
+    monkeypatch.setenv("LABUTILS_DATA", str(a_file / "below"))
+    with pytest.raises(NotADirectoryError, match="LABUTILS_DATA"):
+        cache_dir()
+    monkeypatch.setenv("LABUTILS_DATA", str(tmp_path / "cache"))
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", refuse)
+    with pytest.raises(OSError, match="cannot be created .Permission denied.; set LABUTILS_DATA"):
+        cache_dir()

@@ -192,3 +192,20 @@ def test_wiener_errors():
         conv.wiener_fir(torch.randn(2, 10), torch.randn(2, 11), 3)
     with pytest.raises(ValueError, match="taps must lie"):
         conv.wiener_fir(torch.randn(2, 10), torch.randn(2, 10), 11)
+
+
+@pytest.mark.parametrize("fn", [conv.mimo_conv1d, conv.mimo_conv1d_loop, conv.torch_conv1d])
+def test_an_integer_signal_is_promoted_not_truncated(fn):
+    x = torch.tensor([[[1, 2, 3, 4]]])  # int64, as torch.tensor of integers gives
+    h = torch.tensor([[[0.5]], [[0.25]]])  # (K=2, G=1, F=1)
+    expected = [0.5, 1.25, 2.0, 2.75]  # y[n] = 0.5 x[n] + 0.25 x[n - 1], by hand
+    y = fn(x, h)
+    assert y.dtype == torch.float32 and y.flatten().tolist() == expected
+    both_int = fn(x, torch.tensor([[[1]], [[1]]]))
+    assert both_int.is_floating_point() and both_int.flatten().tolist() == [1, 3, 5, 7]
+
+
+@pytest.mark.parametrize("fn", [conv.mimo_conv1d, conv.mimo_conv1d_loop])
+def test_an_empty_signal_gives_an_empty_output(fn):
+    y = fn(torch.zeros(2, 3, 0), torch.ones(4, 5, 3))
+    assert y.shape == (2, 5, 0)

@@ -7,11 +7,11 @@ import nbformat
 import pytest
 from papermill.translators import PythonTranslator
 
-from labutils import notebooks, runner
+from labutils import notebooks, paths, runner
 from labutils.course import NOTEBOOKS, REPOSITORY, SETUP_CELL, colab_badge
 
-ROOT = runner.ROOT
-PATHS = sorted(runner.notebooks_dir().glob("*.ipynb"))
+ROOT = paths.ROOT
+PATHS = sorted(paths.notebooks_dir().glob("*.ipynb"))
 REQUIRED_PARAMETERS = {"QUICK", "SEED", "DEVICE", "DATA_DIR"}
 DATA_SUFFIXES = {".pt", ".pth", ".wav", ".flac", ".edf", ".npz", ".npy", ".csv", ".h5", ".pkl"}
 

@@ -141,6 +141,22 @@ def test_bad_input_is_refused():
         ctc.ctc_loss(lp, targets, [5], [2, 2])
 
 
+def test_float_lengths_are_refused_as_torch_refuses_them():
+    lp = torch.randn(5, 2, 4).log_softmax(-1)
+    targets = torch.tensor([[1, 2], [3, 1]])
+    with pytest.raises(RuntimeError):
+        F.ctc_loss(lp, targets, torch.tensor([4.7, 5.0]), torch.tensor([2, 2]))
+    with pytest.raises(TypeError, match="input_lengths must hold integers"):
+        ctc.ctc_loss(lp, targets, torch.tensor([4.7, 5.0]), [2, 2])
+    with pytest.raises(TypeError, match="target_lengths must hold integers"):
+        ctc.ctc_loss(lp, targets, [5, 5], [2.0, 2.0])
+
+
+def test_no_frames_is_a_clear_error():
+    with pytest.raises(ValueError, match="T = 0 frames"):
+        ctc.ctc_loss(torch.zeros(0, 2, 4), torch.tensor([[1], [2]]), [0, 0], [1, 1])
+
+
 def test_gradient_against_finite_differences_of_the_logits():
     """Through log_softmax torch's convention is the true gradient: check it numerically."""
     gen = torch.Generator().manual_seed(4)
@@ -225,6 +241,10 @@ def test_decoder_arguments_are_checked():
         ctc.prefix_beam_search(torch.zeros(3, 4), 0)
     with pytest.raises(ValueError, match="too many"):
         ctc.label_sequence_log_probs(torch.zeros(30, 4))
+    with pytest.raises(ValueError, match="at most T=3"):
+        ctc.greedy_decode(torch.zeros(3, 2, 4), [3, 4])
+    with pytest.raises(TypeError, match="integers"):
+        ctc.greedy_decode(torch.zeros(3, 2, 4), [3.0, 2.0])
 
 
 # ------------------------------------------------------------------ error rates
@@ -278,7 +298,34 @@ def test_models_and_step():
         loss, out, target = ctc.ctc_step()(model, (x, targets, lengths))
         log_probs = model(x).log_softmax(-1).transpose(0, 1)
         torch.testing.assert_close(loss, F.ctc_loss(log_probs, targets, out[1], lengths))
-        assert 0 <= ctc.greedy_cer(out, target)
+        edits, length = ctc.greedy_cer(out, target)
+        assert 0 <= edits and length == 6
+
+
+def _one_hot_log_probs(paths: list[list[int]], classes: int = 4) -> torch.Tensor:
+    """(T, N, C) log probabilities whose best path in sequence n is ``paths[n]``."""
+    lp = torch.full((len(paths[0]), len(paths), classes), -5.0)
+    for n, path in enumerate(paths):
+        lp[torch.arange(len(path)), n, torch.tensor(path)] = -0.01
+    return lp
+
+
+def test_greedy_cer_is_a_corpus_ratio_by_hand():
+    import labutils as lu
+
+    # batch 1: "12" read as "12" (0 edits of 2); batch 2: "1231" read as "13" (2 deletions
+    # of 4) and "3" read as "32" (1 insertion of 1). Corpus CER = 3 / 7; the mean of the
+    # two batch rates would be (0 + 3/5) / 2 = 0.3 and the mean per sequence 1/3.
+    batches = [
+        ((_one_hot_log_probs([[1, 0, 2, 0]]), torch.tensor([4])),
+         (torch.tensor([[1, 2]]), torch.tensor([2]))),
+        ((_one_hot_log_probs([[1, 0, 3, 0], [3, 3, 0, 2]]), torch.tensor([4, 4])),
+         (torch.tensor([[1, 2, 3, 1], [3, 0, 0, 0]]), torch.tensor([4, 1]))),
+    ]
+    assert ctc.greedy_cer(*batches[1]) == (3, 5)
+    result = lu.evaluate(torch.nn.Identity(), batches,
+                         step=lambda model, batch: (None, *batch), metrics={"cer": ctc.greedy_cer})
+    assert result["cer"] == pytest.approx(3 / 7)
 
 
 def test_he_init_scale():

@@ -6,9 +6,11 @@ import tomllib
 import yaml
 from packaging.requirements import Requirement
 
-from labutils.runner import ROOT
+from labutils.paths import ROOT
 
-CONDA_NAMES = {"pytorch": "torch", "pysoundfile": "soundfile"}
+# conda-forge name -> PyPI name: the light "-base" packages leave out optional extras
+CONDA_NAMES = {"pytorch": "torch", "pysoundfile": "soundfile", "mne-base": "mne",
+               "matplotlib-base": "matplotlib"}
 
 
 def _pyproject() -> dict[str, str]:
@@ -48,3 +50,9 @@ def test_constraints_pin_every_dependency_and_torch():
     missing = set(_pyproject()) - set(pins)
     assert not missing, f"constraints.txt lacks {missing}"
     assert pins["torch"] == "2.13.0"
+
+
+def test_conda_uses_the_light_packages():
+    names = {Requirement(d).name for d in yaml.safe_load((ROOT / "environment.yml").read_text())
+             ["dependencies"] if isinstance(d, str)}
+    assert {"mne-base", "matplotlib-base"} <= names and not {"mne", "matplotlib"} & names

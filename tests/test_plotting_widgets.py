@@ -113,6 +113,26 @@ def test_draw_cell_rejects_unknown_kind():
         lu.plotting.draw_cell("transformer")
 
 
+def test_plot_history_puts_epoch_ticks_on_whole_numbers():
+    import matplotlib.pyplot as plt
+
+    h = History()
+    for loss in (1.0, 0.7, 0.5):  # three epochs: matplotlib's default ticks are 1.0, 1.25, ...
+        h.append("train_loss", loss)
+    fig = lu.plot_history(h)
+    fig.canvas.draw()
+    ticks = [t for t in fig.axes[0].get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    plt.close(fig)
+
+
+def test_figures_go_to_a_scratch_folder_unless_the_full_run_asks(monkeypatch):
+    monkeypatch.delenv("LABUTILS_FIGURES", raising=False)
+    assert lu.plotting.figures_dir() == lu.paths.RUNS / "figures"
+    assert lu.plotting.figures_dir() != lu.paths.FIGURES
+    assert "runs/" in (lu.paths.ROOT / ".gitignore").read_text().split()
+
+
 def _sine_draw(fig, freq, shape):
     ax = fig.add_subplot()
     t = np.linspace(0, 1, 200)

@@ -4,7 +4,7 @@ two commands are the Makefile's, the test one being what CI runs."""
 import re
 
 from labutils.course import NOTEBOOKS
-from labutils.runner import ROOT, notebooks_dir
+from labutils.paths import ROOT, notebooks_dir
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -29,3 +29,13 @@ def test_the_two_commands_are_make_targets_and_ci_runs_the_tests():
         assert f"make {target}" in README
         assert re.search(rf"^{target}:", makefile, re.M), f"Makefile has no '{target}' target"
     assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(), re.M)
+
+
+def test_make_lab_passes_extra_arguments_to_jupyterlab():
+    import subprocess
+
+    proc = subprocess.run(["make", "-n", "lab",
+                           "LAB_ARGS=--allow-root --port 9999"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "jupyter lab notebooks --allow-root --port 9999" in proc.stdout

@@ -263,3 +263,22 @@ def test_sequence_model_truncation_keeps_outputs_and_cuts_gradients():
     torch.testing.assert_close(cut(x), full(x))
     (grad,) = torch.autograd.grad(cut(x).sum(), x)
     assert grad[:, :10].abs().max() == 0 and grad[:, 10:].abs().min() > 0
+
+
+def test_lstm_state_must_be_a_pair_as_torch_requires():
+    x, h = torch.randn(3, 2), torch.randn(3, 4)
+    with pytest.raises((RuntimeError, ValueError, TypeError, IndexError)):
+        torch.nn.LSTMCell(2, 4)(x, h)  # torch refuses a single tensor as the state
+    with pytest.raises(TypeError, match=r"pair \(h, c\).*shape \(3, 4\)"):
+        rnn.LSTMCell(2, 4)(x, h)
+    with pytest.raises(ValueError, match=r"state c must have shape"):
+        rnn.LSTMCell(2, 4)(x, (h, torch.randn(1, 4)))
+
+
+@pytest.mark.parametrize("kind", ["RNNCell", "GRUCell"])
+def test_a_state_of_the_wrong_batch_size_is_refused_as_torch_does(kind):
+    x, h = torch.randn(3, 2), torch.randn(1, 4)  # would broadcast over the batch
+    with pytest.raises(RuntimeError):
+        getattr(torch.nn, kind)(2, 4)(x, h)
+    with pytest.raises(ValueError, match=r"\(B, H\) = \(3, 4\).*got \(1, 4\)"):
+        getattr(rnn, kind)(2, 4)(x, h)

@@ -1,13 +1,16 @@
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import nbformat
 import papermill
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from labutils import runner
+from labutils import paths, runner
 from labutils.course import SETUP_CELL
 
 NOTEBOOKS = runner.resolve(None)
@@ -34,7 +37,7 @@ def batch(tmp_path_factory):
     out = folder / "out"
     cmd = [sys.executable, "-m", "labutils", "run", str(good), str(bad), str(later),
            "--out", str(out), "--jobs", "2", "-p", "SEED", "7", "--figures", str(folder / "f")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=runner.ROOT, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=paths.ROOT, timeout=300)
     return proc, out
 
 
@@ -71,8 +74,9 @@ def test_resolve_names_and_values():
     assert runner.resolve(["00"]) == runner.resolve(["00_start_here"])
     with pytest.raises(ValueError, match="no notebook '42'"):
         runner.resolve(["42"])
-    assert [runner.parse_value(v) for v in ["True", "None", "3", "0.5", "ctc"]] == [
-        True, None, 3, 0.5, "ctc"]
+    values = ["True", "None", "3", "0.5", "ctc", "(0, 5)", "[1, 2]", "'7'", "/tmp/x y", "1e-3"]
+    assert [runner.parse_value(v) for v in values] == [
+        True, None, 3, 0.5, "ctc", (0, 5), [1, 2], "7", "/tmp/x y", 0.001]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -87,3 +91,136 @@ def test_papermill_injects_parameters_after_the_parameters_cell(path):
     exec(injected.cells[index + 1].source, namespace)
     assert {k: namespace[k] for k in values} == values
     assert set(values) <= runner.parameter_names(path)
+
+
+def _cli(*args, timeout=600):
+    cmd = [sys.executable, "-m", "labutils", "run", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=paths.ROOT, timeout=timeout)
+
+
+def _rows(out):
+    return {r["notebook"]: r for r in json.loads((out / "summary.json").read_text())["notebooks"]}
+
+
+@pytest.fixture(scope="module")
+def stops(tmp_path_factory):
+    """Notebooks that stop early in different ways, and two that look at the run itself."""
+    folder = tmp_path_factory.mktemp("stops")
+    out = folder / "out"
+    out.mkdir()
+    (out / "summary.md").write_text("| stale | ok | 1 | from an older run |\n")
+    look = ('import json, os, pathlib\n'
+            'rows = json.loads((pathlib.Path(OUT) / "summary.json").read_text())["notebooks"]\n'
+            'lu.record("statuses", " ".join(r["status"] for r in rows))\n'
+            'lu.record("stale", "stale" in (pathlib.Path(OUT) / "summary.md").read_text())\n'
+            'for name in ["LABUTILS_STATIC", "LABUTILS_QUICK", "LABUTILS_FIGURES"]:\n'
+            '    lu.record(name, os.environ.get(name))\n'
+            'lu.record("range", repr(SNR_RANGE))\n'
+            'lu.record("out", OUT)')
+    params = 'QUICK = False\nSEED = 0\nOUT = ""\nSNR_RANGE = (1, 2)'
+    notebooks = [
+        _notebook(folder / "first.ipynb", look, params),
+        _notebook(folder / "exits.ipynb", 'import sys\nsys.exit(0)\nlu.record("x", 1)'),
+        _notebook(folder / "dies.ipynb", 'import os\nos._exit(1)'),
+        _notebook(folder / "sleeps.ipynb", 'import time\ntime.sleep(600)'),
+        _notebook(folder / "last.ipynb", look, params),
+    ]
+    proc = _cli(*notebooks, "--out", out, "--timeout", 45, "-p", "OUT", out,
+                "-p", "SNR_RANGE", "(0, 5)")
+    return proc, out
+
+
+def test_early_stops_dead_kernels_and_timeouts_are_failures(stops):
+    proc, out = stops
+    assert proc.returncode == 1, proc.stderr
+    rows = _rows(out)
+    assert {n: r["status"] for n, r in rows.items()} == {
+        "first": "ok", "exits": "failed", "dies": "failed", "sleeps": "failed", "last": "ok"}
+    assert rows["exits"]["error"] == "SystemExit: 0 (cell 2)"
+    assert rows["dies"]["error"].startswith("the kernel died in cell 2")
+    assert rows["sleeps"]["error"] == "timed out after 45 s in cell 2"
+    assert "2 of 5 notebooks ran without error." in (out / "summary.md").read_text()
+
+
+def test_summary_is_written_after_every_notebook_and_never_stale(stops):
+    _, out = stops
+    first = {m["name"]: m["value"] for m in _rows(out)["first"]["metrics"]}
+    last = {m["name"]: m["value"] for m in _rows(out)["last"]["metrics"]}
+    assert first["statuses"] == "running pending pending pending pending"
+    assert first["stale"] is False
+    assert last["statuses"] == "ok failed failed failed running"
+    assert not list(out.glob(".summary*"))  # no temporary file left
+
+
+def test_settings_reach_the_kernel_and_parameters_are_literals(stops):
+    _, out = stops
+    first = {m["name"]: m["value"] for m in _rows(out)["first"]["metrics"]}
+    assert first["LABUTILS_STATIC"] == "1" and first["LABUTILS_QUICK"] == "1"
+    assert first["LABUTILS_FIGURES"] == str((out / "figures").resolve())
+    assert first["range"] == "(0, 5)"  # a tuple, not the string '(0, 5)'
+    assert first["out"] == str(out)
+
+
+def test_the_runner_leaves_its_own_environment_alone(tmp_path, monkeypatch):
+    monkeypatch.delenv("LABUTILS_QUICK", raising=False)
+    before = dict(os.environ)
+    nb = _notebook(tmp_path / "env.ipynb",
+                   'import os\nlu.record("quick", os.environ.get("LABUTILS_QUICK"))')
+    rows = runner.run([str(nb)], tmp_path / "out", quick=False, figures=tmp_path / "f")
+    assert rows[0]["status"] == "ok" and rows[0]["metrics"][0]["value"] == "0"
+    assert dict(os.environ) == before
+
+
+def test_ctrl_c_marks_the_rest_interrupted_and_exits_130(tmp_path):
+    marker = tmp_path / "started"
+    slow = _notebook(tmp_path / "slow.ipynb",
+                     f'import pathlib, time\npathlib.Path({str(marker)!r}).touch()\n'
+                     'time.sleep(120)')
+    later = _notebook(tmp_path / "later.ipynb", "pass")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "labutils", "run", str(slow), str(later), "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=paths.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert marker.exists(), proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert {n: r["status"] for n, r in _rows(out).items()} == {
+        "slow": "interrupted", "later": "interrupted"}
+    assert "| slow | interrupted |" in stdout
+
+
+def test_quick_as_a_parameter_is_refused(tmp_path):
+    nb = _notebook(tmp_path / "one.ipynb", "pass")
+    with pytest.raises(ValueError, match="--quick or --full"):
+        runner.run([str(nb)], tmp_path / "out", parameters={"QUICK": False})
+    proc = _cli(nb, "-p", "QUICK", "False", "--out", tmp_path / "out")
+    assert proc.returncode == 2 and "--quick or --full" in proc.stderr
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_two_notebooks_with_one_file_name_are_refused(tmp_path):
+    a = _notebook((tmp_path / "a").mkdir() or tmp_path / "a" / "x.ipynb", "pass")
+    b = _notebook((tmp_path / "b").mkdir() or tmp_path / "b" / "x.ipynb", "pass")
+    with pytest.raises(ValueError, match="two selected notebooks are named x.ipynb"):
+        runner.resolve([str(a), str(b)])
+    with pytest.raises(ValueError, match="named 00_start_here.ipynb"):
+        runner.resolve(["00", "00_start_here"])
+
+
+def test_summary_table_leaves_out_empty_columns():
+    rows = [{"notebook": "a", "status": "ok", "seconds": 1.5, "metrics": [], "error": None},
+            {"notebook": "b", "status": "ok", "seconds": 2.0, "metrics": [], "error": None}]
+    table = runner.summary_markdown(rows, quick=True)
+    assert "| notebook | status | time (s) |\n|---|---|---:|\n| a | ok | 1.5 |" in table
+    rows[1] = {**rows[1], "status": "interrupted", "seconds": None, "error": "interrupted"}
+    assert "| b | interrupted | — | interrupted |" in runner.summary_markdown(rows, True)
+
+
+def test_only_a_full_run_refreshes_the_committed_figures(tmp_path):
+    assert runner.default_figures(False, tmp_path) == paths.FIGURES
+    assert runner.default_figures(True, tmp_path) == tmp_path / "figures"
+    assert runner.kernel_settings(True, tmp_path)["LABUTILS_FIGURES"] == str(tmp_path)

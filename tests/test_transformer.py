@@ -292,3 +292,16 @@ def test_vocab_and_collate():
     assert tgt_vocab.decode(tgt_out[1]) == ["twelve"]
     with pytest.raises(KeyError, match="not in the vocabulary"):
         src_vocab.encode(["x"])
+
+
+def test_a_float_mask_row_of_minus_infinity_gives_zeros_as_torch_does():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 4, 5, generator=g) for _ in range(3))  # (B, h, T, d)
+    mask = torch.zeros(4, 4)
+    mask[1] = float("-inf")  # query 1 may attend to no key
+    mask[2, :2] = float("-inf")
+    out, weights = tr.scaled_dot_product_attention(q, k, v, mask)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert not out.isnan().any() and not weights.isnan().any()
+    assert torch.equal(weights[..., 1, :], torch.zeros(2, 3, 4))
+    torch.testing.assert_close(out, ref)

@@ -3,21 +3,27 @@
 from labutils.data import adding, mnist1d, sines
 from labutils.data.cache import (
     ChecksumError,
+    DamagedFileError,
     DataUnavailableError,
     atomic_path,
     cache_dir,
     cached,
+    check_arrays,
     fetch,
+    safe_torch_load,
 )
 
 __all__ = [
     "ChecksumError",
+    "DamagedFileError",
     "DataUnavailableError",
     "adding",
     "atomic_path",
     "cache_dir",
     "cached",
+    "check_arrays",
     "fetch",
+    "safe_torch_load",
     "mnist1d",
     "sines",
 ]

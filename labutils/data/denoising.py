@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import pickle
 from typing import NamedTuple
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 from scipy import signal as sps
 
 from labutils.audio import VOWEL_FORMANTS, formant_filter, glottal_source
-from labutils.data.cache import cache_dir, cached
+from labutils.data.cache import DamagedFileError, cache_dir, cached, safe_torch_load
 
 SAMPLE_RATE = 32000
 N_SAMPLES = 32000
@@ -155,7 +154,7 @@ def generate(n_pairs: int, noise_kind: str = "white", snr_range=(0.0, 10.0), see
         torch.save([make_pair(noise_kind, (low, high), rng) for _ in range(n_pairs)], path)
 
     name = f"denoising_{noise_kind}_snr{low:g}to{high:g}_{n_pairs}pairs_seed{seed}.pt"
-    return cached(name, write, data_dir)
+    return cached(name, write, data_dir, validate=load)
 
 
 # ---------------------------------------------------------------- loading
@@ -173,20 +172,16 @@ def lab_file(data_dir=None) -> pathlib.Path:
 
 
 def _read(path: pathlib.Path):
-    """``torch.load`` without executing code: plain tensors and containers, and
-    ``TensorDataset`` (allow-listed: unpickling it only sets its ``tensors`` attribute)."""
+    """``safe_torch_load`` (``weights_only=True``, never code) with ``TensorDataset``
+    allow-listed: unpickling one only sets its ``tensors`` attribute."""
     from torch.utils.data import TensorDataset
 
-    try:
-        with torch.serialization.safe_globals([TensorDataset]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        first = str(err).splitlines()[0] if str(err) else ""
-        raise ValueError(
-            f"{path} is not a safe file of tensors ({type(err).__name__}: {first}); it was "
-            f"not loaded. Accepted: {_ACCEPTED}. Rewrite it as one of these with plain "
-            "tensors, e.g. torch.save([(noisy, clean), ...], path)."
-        ) from err
+    with torch.serialization.safe_globals([TensorDataset]):
+        try:
+            return safe_torch_load(path)
+        except DamagedFileError as err:
+            raise DamagedFileError(f"not a safe file of tensors: {err} Accepted here: "
+                                   f"{_ACCEPTED}.") from None
 
 
 _ACCEPTED = ("a list or tuple of (noisy, clean) pairs, or a TensorDataset(noisy, clean), "

@@ -8,7 +8,10 @@ import random
 
 import numpy as np
 
-from labutils.data.cache import cached
+from labutils.data.cache import cached, check_arrays
+
+LAYOUT = check_arrays({"x": ((None, 40), "float32"), "y": ((None,), "int64"),
+                       "x_test": ((None, 40), "float32"), "y_test": ((None,), "int64")})
 
 
 def _write(path, seed: int) -> None:
@@ -32,6 +35,7 @@ def load(data_dir: str | os.PathLike | None = None, seed: int = 42) -> dict:
     arguments (no download), cached as ``mnist1d_seed<seed>.npz``. Seed 42 is the package's
     default. Returns arrays ``x`` (4000, 40) float32, ``y`` (4000,) int64 in 0..9, ``x_test``
     (1000, 40), ``y_test`` (1000,)."""
-    path = cached(f"mnist1d_seed{seed}.npz", lambda p: _write(p, seed), data_dir)
+    path = cached(f"mnist1d_seed{seed}.npz", lambda p: _write(p, seed), data_dir,
+                  validate=LAYOUT)
     with np.load(path, allow_pickle=False) as f:
         return {k: f[k] for k in ("x", "y", "x_test", "y_test")}
