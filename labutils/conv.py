@@ -5,7 +5,8 @@ compared with.
 Conventions: signals run along the last axis; filters are causal and the signal is zero
 before its start, so ``y[n] = sum_k h[k] x[n - k]`` has as many samples as ``x``. A MIMO
 input has shape (B, F, N) (batch, features, time) and a MIMO filter shape (K, G, F): one
-G x F matrix ``H_k`` per tap, as in ``y = sum_k H_k S^k x``.
+G x F matrix ``H_k`` per tap, as in ``y = sum_k H_k S^k x`` with the shift ``S`` acting
+along time (on every feature).
 """
 
 from __future__ import annotations
@@ -252,7 +253,9 @@ def wiener_fir(noisy: torch.Tensor, clean: torch.Tensor, taps: int) -> torch.Ten
 
 def _tail(x: torch.Tensor, taps: int) -> torch.Tensor:
     """The terms a[|i - j|] counts but R[i, j] does not: products of the last
-    ``max(i, j)`` samples, which a delayed copy pushes past the end. Shape (taps, taps)."""
+    ``min(i, j)`` samples, which the smaller of the two delays pushes past the end of the
+    clip: ``R[i, j] = a[|i - j|] - sum_{m >= N - min(i, j)} x[m] x[m - |i - j|]``.
+    Shape (taps, taps)."""
     end = x[:, -(2 * taps - 1):] if x.shape[-1] >= 2 * taps - 1 else nnf.pad(
         x, (2 * taps - 1 - x.shape[-1], 0))
     last = end[:, -taps:]  # x[N - taps + t], t = 0..taps-1

@@ -370,6 +370,135 @@ def draw_beam_search(fig, beams, exact, beam_width, names=None):
                  f"{np.exp(score):.3f}; {verdict}", fontsize=9)
     return ax
 
+# ------------------------------------------------------------- recurrent cell diagrams
+
+_GATE, _OP = (0.55, 0.32), 0.3  # box half-width/height, operation radius (data units)
+
+# Each diagram: nodes {name: (x, y, kind, text)} with kind "gate" (a layer: weights, bias
+# and the named nonlinearity of everything wired into it), "lin" (weights and bias only)
+# or "op" (elementwise); wires (polylines whose ends may be node names, drawn in order: a
+# later wire crossing an earlier one is drawn with a gap, meaning "not connected"); dots
+# where wires join; free labels (x, y, text). The cell spans (0, 0)-(10, 6).
+_DIAGRAMS = {
+    "rnn": (
+        "Vanilla RNN cell",
+        {"act": (5.0, 3.0, "gate", "tanh")},
+        [[(-1.0, 1.2), (5.0, 1.2), "act"], [(5.0, -1.0), (5.0, 1.2)],
+         ["act", (5.0, 4.6), (11.0, 4.6)], [(5.0, 4.6), (5.0, 7.0)]],
+        [(5.0, 1.2), (5.0, 4.6)],
+        [(-1.0, 1.5, "$h_{t-1}$"), (5.3, -0.9, "$x_t$"), (10.6, 4.9, "$h_t$"),
+         (5.3, 6.8, "$h_t$"), (5.8, 3.0, "$W_{hh}h_{t-1} + W_{hx}x_t + b$")],
+    ),
+    "gru": (
+        "GRU cell (PyTorch's variant: $r_t$ gates $U_n h_{t-1}$ only)",
+        {"z": (2.0, 2.2, "gate", "σ"), "r": (3.6, 2.2, "gate", "σ"),
+         "whn": (2.8, 4.0, "lin", "$U_n$"), "rh": (3.6, 3.2, "op", "×"),
+         "n": (5.2, 2.2, "gate", "tanh"), "zh": (2.0, 5.2, "op", "×"),
+         "one": (6.6, 4.5, "op", "1−"), "zn": (6.6, 2.2, "op", "×"),
+         "sum": (8.6, 5.2, "op", "+")},
+        [[(-1.0, 5.2), "zh"], ["zh", "sum"], ["sum", (11.0, 5.2)], [(9.6, 5.2), (9.6, 7.0)],
+         [(0.5, 5.2), (0.5, 0.8), (3.6, 0.8), "r"], [(1.2, -1.0), (1.2, 0.8)],
+         [(2.0, 0.8), "z"], ["z", "zh"], [(2.0, 4.5), "one"], ["one", "zn"],
+         [(0.5, 4.0), "whn"], ["whn", (3.6, 4.0), "rh"], ["r", "rh"], ["rh", (5.2, 3.2), "n"],
+         [(1.2, 0.3), (5.2, 0.3), "n"], ["n", "zn"], ["zn", (8.6, 2.2), "sum"]],
+        [(9.6, 5.2), (0.5, 5.2), (1.2, 0.8), (2.0, 0.8), (2.0, 4.5), (0.5, 4.0),
+         (1.2, 0.3)],
+        [(-1.0, 5.5, "$h_{t-1}$"), (1.5, -0.9, "$x_t$"), (10.6, 5.5, "$h_t$"),
+         (9.9, 6.8, "$h_t$"), (2.3, 1.45, "$z_t$"), (3.9, 1.45, "$r_t$"),
+         (5.5, 1.45, "$n_t$")],
+    ),
+    "lstm": (
+        "LSTM cell with a forget gate (Gers et al. 2000)",
+        {"f": (2.0, 2.2, "gate", "σ"), "i": (3.8, 2.2, "gate", "σ"),
+         "g": (5.4, 2.2, "gate", "tanh"), "o": (7.2, 2.2, "gate", "σ"),
+         "fc": (2.0, 5.0, "op", "×"), "ig": (4.6, 3.6, "op", "×"),
+         "sum": (4.6, 5.0, "op", "+"), "tc": (8.6, 3.6, "gate", "tanh"),
+         "oc": (8.6, 2.2, "op", "×")},
+        [[(-1.0, 5.0), "fc"], ["fc", "sum"], ["sum", (11.0, 5.0)],
+         [(-1.0, 0.8), (7.2, 0.8), "o"], [(0.9, -1.0), (0.9, 0.8)],
+         [(2.0, 0.8), "f"], [(3.8, 0.8), "i"], [(5.4, 0.8), "g"],
+         ["f", "fc"], ["i", (3.8, 3.6), "ig"], ["g", (5.4, 3.6), "ig"], ["ig", "sum"],
+         [(8.6, 5.0), "tc"], ["tc", "oc"], ["o", "oc"],
+         ["oc", (8.6, 1.2), (9.6, 1.2), (9.6, 0.4), (11.0, 0.4)], [(9.6, 1.2), (9.6, 7.0)]],
+        [(0.9, 0.8), (2.0, 0.8), (3.8, 0.8), (5.4, 0.8), (8.6, 5.0), (9.6, 1.2)],
+        [(-1.0, 5.3, "$c_{t-1}$"), (-1.0, 1.1, "$h_{t-1}$"), (1.2, -0.9, "$x_t$"),
+         (10.6, 5.3, "$c_t$"), (10.6, 0.7, "$h_t$"), (9.9, 6.8, "$h_t$"),
+         (2.3, 1.45, "$f_t$"), (4.1, 1.45, "$i_t$"), (5.7, 1.45, "$g_t$"),
+         (7.5, 1.45, "$o_t$")],
+    ),
+}
+
+
+def _node_extent(node, direction) -> float:
+    """Distance from a node's centre to its edge along the unit vector ``direction``."""
+    if node[2] == "op":
+        return _OP
+    dx, dy = abs(direction[0]), abs(direction[1])
+    return min(_GATE[0] / dx if dx else np.inf, _GATE[1] / dy if dy else np.inf)
+
+
+def _wire_points(wire, nodes) -> np.ndarray:
+    """The polyline of a wire, its ends pulled back to the edges of the nodes they touch."""
+    pts = np.array([nodes[p][:2] if isinstance(p, str) else p for p in wire], dtype=float)
+    for end, near in ((0, 1), (-1, -2)):
+        if isinstance(wire[end], str):
+            d = pts[near] - pts[end]
+            d /= np.linalg.norm(d)
+            pts[end] += d * _node_extent(nodes[wire[end]], d)
+    return pts
+
+
+def draw_cell(kind: str):
+    """Draw the ``"rnn"``, ``"gru"`` or ``"lstm"`` cell of ``labutils.rnn`` as a schematic;
+    returns the figure.
+
+    Yellow boxes are layers (weights, a bias and the named nonlinearity applied to the sum
+    of the inputs wired into them), white boxes weights and a bias only, pink circles
+    elementwise operations. Dots join wires; a wire that crosses another with a gap is not
+    connected to it.
+    """
+    from matplotlib import patheffects
+    from matplotlib.patches import Circle, FancyBboxPatch
+
+    if kind not in _DIAGRAMS:
+        raise ValueError(f"kind must be one of {sorted(_DIAGRAMS)}, got {kind!r}")
+    title, nodes, wires, dots, labels = _DIAGRAMS[kind]
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    ax.add_patch(FancyBboxPatch((0, 0), 10, 6, boxstyle="round,pad=0,rounding_size=0.5",
+                                fc="#eef3fa", ec="#4a6fa5", lw=1.5))
+    halo = [patheffects.Stroke(linewidth=5, foreground="#eef3fa"), patheffects.Normal()]
+    for z, wire in enumerate(wires):
+        pts = _wire_points(wire, nodes)
+        ax.plot(pts[:, 0], pts[:, 1], color="0.25", lw=1.4, solid_capstyle="butt",
+                path_effects=halo, zorder=1 + z / 100)
+        inside = 0 < pts[-1][0] < 10 and 0 < pts[-1][1] < 6
+        if isinstance(wire[-1], str) or not inside:  # an arrowhead where the wire ends
+            step = (pts[-1] - pts[-2]) / np.linalg.norm(pts[-1] - pts[-2])
+            ax.annotate("", xy=pts[-1], xytext=pts[-1] - 0.3 * step, zorder=2,
+                        arrowprops={"arrowstyle": "-|>", "color": "0.25", "lw": 1.4,
+                                    "shrinkA": 0, "shrinkB": 0, "mutation_scale": 12})
+    for x, y in dots:
+        ax.add_patch(Circle((x, y), 0.09, fc="0.25", ec="none", zorder=2.5))
+    colours = {"gate": ("#ffd866", "#a07800"), "lin": ("white", "#a07800")}
+    for x, y, shape, text in nodes.values():
+        if shape == "op":
+            patch = Circle((x, y), _OP, fc="#f6b3c6", ec="#a0304f", lw=1.2, zorder=3)
+        else:
+            patch = FancyBboxPatch((x - _GATE[0], y - _GATE[1]), 2 * _GATE[0], 2 * _GATE[1],
+                                   boxstyle="round,pad=0,rounding_size=0.1",
+                                   fc=colours[shape][0], ec=colours[shape][1], lw=1.2, zorder=3)
+        ax.add_patch(patch)
+        ax.text(x, y, text, ha="center", va="center", fontsize=10, zorder=4)
+    for x, y, text in labels:
+        ax.text(x, y, text, ha="left", va="center", fontsize=10)
+    ax.set_xlim(-1.3, 11.6)
+    ax.set_ylim(-1.3, 7.2)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title)
+    return fig
+
+
 use_style()
 
 

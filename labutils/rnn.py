@@ -1,5 +1,5 @@
 """Recurrent networks (notebook 01): the RNN, GRU and LSTM cells written from their
-equations, backpropagation through time by hand, and the data of the experiments.
+equations, and the gradient of a simple RNN by hand, backwards (BPTT) and forwards (RTRL).
 
 Shapes: ``T`` time steps, ``B`` sequences in a batch, ``F`` input features, ``H`` hidden
 units, ``O`` outputs. The cells use the parameter names, shapes and gate order of
@@ -10,8 +10,8 @@ torch_cell.state_dict())`` works and both compute the same thing.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -20,10 +20,10 @@ __all__ = [
     "LSTMCell",
     "RNNCell",
     "SequenceModel",
-    "adding_problem",
     "bptt_gradients",
     "cell_like",
-    "draw_cell",
+    "jacobian_norms",
+    "rtrl_gradients",
     "unroll",
 ]
 
@@ -77,7 +77,7 @@ class _Cell(nn.Module):
         return h
 
     def _affine(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``W_ih x + b_ih`` and ``W_hh h + b_hh``, each (B, G*H)."""
+        """``weight_ih x + bias_ih`` and ``weight_hh h + bias_hh``, each (B, G*H)."""
         gi = x @ self.weight_ih.T
         gh = h @ self.weight_hh.T
         if self.bias_ih is not None:
@@ -86,7 +86,8 @@ class _Cell(nn.Module):
 
 
 class RNNCell(_Cell):
-    """Elman cell: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``, ``act`` tanh or relu.
+    """Elman cell: ``h' = act(W_hx x + b_ih + W_hh h + b_hh)``, ``act`` tanh or relu;
+    ``W_hx`` is ``weight_ih``, ``W_hh`` is ``weight_hh``.
 
     ``forward(x (B, F), h (B, H) or None) -> h' (B, H)``.
     """
@@ -105,11 +106,14 @@ class RNNCell(_Cell):
 
 
 class GRUCell(_Cell):
-    """Gated recurrent unit, gates stacked as (r, z, n) like ``torch.nn.GRUCell``::
+    """Gated recurrent unit in PyTorch's variant (the reset gate multiplies
+    ``U_n h + b_hn``; Cho et al. 2014 apply it to h before U_n), gates stacked (r, z, n)
+    like ``torch.nn.GRUCell``. ``W_*`` are the blocks of ``weight_ih``, ``U_*`` those of
+    ``weight_hh``; ``b_*`` is ``b_i* + b_h*`` except in n::
 
-        r  = sigmoid(W_ir x + b_ir + W_hr h + b_hr)          reset gate
-        z  = sigmoid(W_iz x + b_iz + W_hz h + b_hz)          update gate
-        n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))       candidate
+        r  = sigmoid(W_r x + U_r h + b_r)                    reset gate
+        z  = sigmoid(W_z x + U_z h + b_z)                    update gate
+        n  = tanh(W_n x + b_in + r * (U_n h + b_hn))         candidate
         h' = (1 - z) * n + z * h
 
     ``forward(x (B, F), h (B, H) or None) -> h' (B, H)``.
@@ -130,12 +134,14 @@ class GRUCell(_Cell):
 
 
 class LSTMCell(_Cell):
-    """Long short-term memory, gates stacked as (i, f, g, o) like ``torch.nn.LSTMCell``::
+    """Long short-term memory with a forget gate (Gers et al. 2000), gates stacked
+    (i, f, g, o) like ``torch.nn.LSTMCell``; ``W_*`` blocks of ``weight_ih``, ``U_*`` of
+    ``weight_hh``, ``b_* = b_i* + b_h*``::
 
-        i  = sigmoid(W_ii x + b_ii + W_hi h + b_hi)          input gate
-        f  = sigmoid(W_if x + b_if + W_hf h + b_hf)          forget gate
-        g  = tanh(W_ig x + b_ig + W_hg h + b_hg)             candidate
-        o  = sigmoid(W_io x + b_io + W_ho h + b_ho)          output gate
+        i  = sigmoid(W_i x + U_i h + b_i)                    input gate
+        f  = sigmoid(W_f x + U_f h + b_f)                    forget gate
+        g  = tanh(W_g x + U_g h + b_g)                       candidate
+        o  = sigmoid(W_o x + U_o h + b_o)                    output gate
         c' = f * c + i * g,   h' = o * tanh(c')
 
     ``forward(x (B, F), (h, c) each (B, H), or None) -> (h', c')``.
@@ -167,7 +173,8 @@ def unroll(cell: nn.Module, x: torch.Tensor, state=None, truncate: int | None = 
 
     Returns ``(outputs, state)``: the hidden states (T, B, H) and the final state (``h``, or
     ``(h, c)`` for an LSTM). With ``truncate=k`` the state is detached every ``k`` steps
-    (truncated BPTT): gradients flow back at most ``k`` steps, the forward pass is unchanged.
+    (truncated BPTT by chunks, ``bptt_gradients(chunk=k)``): no gradient crosses a chunk
+    boundary, the forward pass is unchanged.
     """
     if x.dim() != 3:
         raise ValueError(f"unroll expects x of shape (T, B, F), got {tuple(x.shape)}")
@@ -201,7 +208,7 @@ def cell_like(layer: nn.RNNBase) -> _Cell:
     return cell.to(layer.weight_ih_l0)
 
 
-# --------------------------------------------------------------- BPTT written by hand
+# ------------------------------------------------------- gradients written by hand
 
 
 def _as_matrix(name: str, value, shape: tuple[int, ...]) -> torch.Tensor:
@@ -211,25 +218,25 @@ def _as_matrix(name: str, value, shape: tuple[int, ...]) -> torch.Tensor:
     return value
 
 
-def bptt_gradients(x, y, W_hx, W_hh, W_ho, h0=None, activation: str | None = None,
-                   truncate: int | None = None):
-    """Loss and gradients of the bias-free RNN, by hand (no autograd)::
+def _check_steps(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{name} must be a positive number of steps or None, got {value}")
 
-        h_t = act(W_hx x_t + W_hh h_{t-1}),   o_t = W_ho h_t,
-        L = (1/T) sum_t 0.5 ||o_t - y_t||^2
 
-    ``x`` (T, F), ``y`` (T, O), ``W_hx`` (H, F), ``W_hh`` (H, H), ``W_ho`` (O, H), ``h0``
-    (H,) or None (zeros); ``activation`` None (identity) or ``"tanh"``.
+class _Run(NamedTuple):
+    """The forward pass of the bias-free RNN and what both gradient methods need, per step
+    t: the inputs of each weight (``x`` (T, F) for W_hx, ``h_prev`` (T, H) for W_hh),
+    ``slope`` = act'(z_t) (T, H) and ``g`` = (o_t - y_t)^T W_ho / T (T, H), the gradient
+    reaching h_t through its own output."""
 
-    For ``w`` = W_hx or W_hh the sensitivity ``a_t = dh_t/dw`` (H, *w.shape) follows the
-    recursion ``a_t = b_t + c_t a_{t-1}``, ``a_0 = 0``, where ``b_t`` is the partial
-    derivative of h_t with h_{t-1} held fixed and ``c_t = dh_t/dh_{t-1} = diag(act'_t) W_hh``.
-    Then ``dL/dw = sum_t (dL/do_t W_ho) a_t``. This is forward accumulation (cost
-    O(T H^4)): fine for the small networks it checks, and autograd's reverse order gives the
-    same sum. ``truncate=k`` keeps the last ``k`` terms of the unrolled sum,
-    ``a_t = sum_{i=t-k+1}^{t} (prod_{j=i+1}^{t} c_j) b_i``: each loss term sees h_{t-k} as a
-    constant. Returns ``(L, {"W_hx": ..., "W_hh": ..., "W_ho": ...})`` as tensors.
-    """
+    loss: torch.Tensor
+    grad_ho: torch.Tensor
+    inputs: dict
+    slope: torch.Tensor
+    g: torch.Tensor
+
+
+def _run(x, y, W_hx, W_hh, W_ho, h0, activation, window, chunk) -> _Run:
     x = torch.as_tensor(x)
     if x.dim() != 2:
         raise ValueError(f"x must have shape (T, F), got {tuple(x.shape)}")
@@ -244,52 +251,135 @@ def bptt_gradients(x, y, W_hx, W_hh, W_ho, h0=None, activation: str | None = Non
     h = x.new_zeros(H) if h0 is None else _as_matrix("h0", h0, (H,))
     if activation not in (None, "tanh"):
         raise ValueError(f"activation must be None (identity) or 'tanh', got {activation!r}")
-    if truncate is not None and truncate < 1:
-        raise ValueError(f"truncate must be a positive number of steps or None, got {truncate}")
-
-    loss, grad_ho, g, b, c = _forward_terms(x, y, W_hx, W_hh, W_ho, h, activation)
-    grads = {name: _accumulate(g, b[name], c, truncate) for name in ("W_hx", "W_hh")}
-    return loss, {**grads, "W_ho": grad_ho}
-
-
-def _forward_terms(x, y, W_hx, W_hh, W_ho, h, activation):
-    """Run the network and collect, per step t: g_t = dL/do_t W_ho (H,), b_t for W_hx
-    (H, H, F) and W_hh (H, H, H), and c_t (H, H); with the loss and dL/dW_ho."""
-    T, H = x.shape[0], W_hh.shape[0]
-    eye = torch.eye(H, dtype=x.dtype)
-    b, c, g = {"W_hx": [], "W_hh": []}, [], []
-    loss, grad_ho = x.new_zeros(()), torch.zeros_like(W_ho)
+    _check_steps("window", window)
+    _check_steps("chunk", chunk)
+    if window is not None and chunk is not None:
+        raise ValueError("give window (a k-step window per loss term) or chunk (detach the "
+                         "state every k steps), not both")
+    states = []
     for t in range(T):
-        h_prev = h
-        h = W_hx @ x[t] + W_hh @ h_prev
-        slope = torch.ones_like(h)                          # act'(z_t)
-        if activation == "tanh":
-            h = torch.tanh(h)
-            slope = 1 - h**2
-        err = W_ho @ h - y[t]                               # o_t - y_t = dl_t/do_t
-        loss = loss + 0.5 * (err @ err) / T
-        grad_ho = grad_ho + torch.outer(err, h) / T         # dl_t/dW_ho needs no recursion
-        g.append(W_ho.T @ err / T)                          # dL/dh_t through o_t only
-        # b_t[k, m, n] = d h_t[k] / d w[m, n] with h_{t-1} fixed
-        b["W_hx"].append(slope[:, None, None] * eye[:, :, None] * x[t][None, None, :])
-        b["W_hh"].append(slope[:, None, None] * eye[:, :, None] * h_prev[None, None, :])
-        c.append(slope[:, None] * W_hh)                     # c_t = dh_t/dh_{t-1}
-    return loss, grad_ho, g, b, c
+        z = W_hx @ x[t] + W_hh @ h
+        h = torch.tanh(z) if activation == "tanh" else z
+        states.append(h)
+    h = torch.stack(states)                                  # (T, H)
+    err = h @ W_ho.T - y                                     # o_t - y_t, (T, O)
+    slope = 1 - h**2 if activation == "tanh" else torch.ones_like(h)
+    h_prev = torch.cat([(x.new_zeros(H) if h0 is None else torch.as_tensor(h0))[None], h[:-1]])
+    return _Run(loss=0.5 * (err**2).sum() / T, grad_ho=err.T @ h / T,
+                inputs={"W_hx": x, "W_hh": h_prev}, slope=slope, g=err @ W_ho / T)
 
 
-def _accumulate(g, b, c, truncate):
-    """sum_t g_t a_t with a_t = b_t + c_t a_{t-1}, restarted from 0 k steps back if
-    ``truncate=k``."""
+def bptt_gradients(x, y, W_hx, W_hh, W_ho, h0=None, activation: str | None = None,
+                   window: int | None = None, chunk: int | None = None):
+    """Loss and gradients of the bias-free RNN by backpropagation through time (reverse
+    mode, no autograd)::
+
+        h_t = act(W_hx x_t + W_hh h_{t-1}),   o_t = W_ho h_t,
+        L = (1/T) sum_t 0.5 ||o_t - y_t||^2
+
+    ``x`` (T, F), ``y`` (T, O), ``W_hx`` (H, F), ``W_hh`` (H, H), ``W_ho`` (O, H), ``h0``
+    (H,) or None (zeros); ``activation`` None (identity) or ``"tanh"``.
+
+    The vector ``delta_t = dL/dh_t`` (H,) runs backwards from T::
+
+        delta_T = g_T,   delta_{t-1} = g_{t-1} + c_t^T delta_t,   c_t = diag(act'_t) W_hh
+        dL/dW_hh = sum_t (act'_t * delta_t) h_{t-1}^T,   dL/dW_hx = sum_t (act'_t * delta_t) x_t^T
+
+    with ``g_t = W_ho^T (o_t - y_t) / T``: O(T H^2) time, the T states in memory.
+
+    Two truncations (both None: the exact gradient). ``window=k``: each loss term l_t is
+    backpropagated through its last k steps only (h_{t-k} is a constant for l_t), O(T k H^2).
+    ``chunk=k``: the state is detached every k steps, as ``unroll(..., truncate=k)`` and
+    ``SequenceModel(truncate=k)`` do, so delta does not cross a chunk boundary; with a loss
+    only at the last step the two agree. Returns ``(L, {"W_hx", "W_hh", "W_ho"})``.
+    """
+    run = _run(x, y, W_hx, W_hh, W_ho, h0, activation, window, chunk)
+    W_hh = torch.as_tensor(W_hh)
+    grads = {name: v.new_zeros(W_hh.shape[0], v.shape[1]) for name, v in run.inputs.items()}
+
+    def step(t, delta):                                      # one step back through h_t
+        dz = run.slope[t] * delta                            # dL/dz_t
+        for name, v in run.inputs.items():
+            grads[name] += torch.outer(dz, v[t])
+        return W_hh.T @ dz                                   # c_t^T delta_t
+
+    T = len(run.g)
+    if window is None:                                       # one backward sweep
+        carry = torch.zeros_like(run.g[0])
+        for t in reversed(range(T)):
+            carry = step(t, run.g[t] + carry)                # delta_t = g_t + c_{t+1}^T delta_{t+1}
+            if chunk is not None and t % chunk == 0:
+                carry = torch.zeros_like(carry)              # h_{t-1} was detached
+    else:                                                    # one short sweep per loss term
+        for t in range(T):
+            delta = run.g[t]
+            for i in range(t, max(-1, t - window), -1):
+                delta = step(i, delta)
+    return run.loss, {**grads, "W_ho": run.grad_ho}
+
+
+def rtrl_gradients(x, y, W_hx, W_hh, W_ho, h0=None, activation: str | None = None,
+                   window: int | None = None, chunk: int | None = None):
+    """The same loss and gradients as :func:`bptt_gradients`, by forward-mode accumulation
+    (real-time recurrent learning, Williams & Zipser 1989): the sensitivity
+    ``a_t = dh_t/dw`` (H, *w.shape) of w = W_hx or W_hh is carried forward in time::
+
+        a_t = b_t + c_t a_{t-1},  a_0 = 0,   dL/dw = sum_t g_t a_t
+
+    where ``b_t`` is the partial derivative of h_t with h_{t-1} held fixed and
+    ``c_t = dh_t/dh_{t-1} = diag(act'_t) W_hh``. For W_hh, a_t holds H^3 numbers and each
+    step costs O(H^4): fine for the small networks it checks, far costlier than BPTT.
+
+    ``window=k`` keeps the last k terms of the unrolled sum,
+    ``a_t = sum_{i=t-k+1}^{t} (prod_{j=i+1}^{t} c_j) b_i``; ``chunk=k`` restarts ``a`` at
+    every chunk boundary. Same arguments and return value as :func:`bptt_gradients`.
+    """
+    run = _run(x, y, W_hx, W_hh, W_ho, h0, activation, window, chunk)
+    W_hh = torch.as_tensor(W_hh)
+    H = W_hh.shape[0]
+    eye = torch.eye(H, dtype=run.g.dtype)
+    c = run.slope[:, :, None] * W_hh                         # c_t, (T, H, H)
+    grads = {}
+    for name, v in run.inputs.items():
+        # b_t[k, m, n] = d h_t[k] / d w[m, n] with h_{t-1} fixed = act'_t[k] delta_km v_t[n]
+        b = run.slope[:, :, None, None] * eye[None, :, :, None] * v[:, None, None, :]
+        grads[name] = _accumulate(run.g, b, c, window, chunk)
+    return run.loss, {**grads, "W_ho": run.grad_ho}
+
+
+def _accumulate(g, b, c, window, chunk):
+    """sum_t g_t a_t with a_t = b_t + c_t a_{t-1}; ``a`` restarts from 0 k steps back
+    (``window=k``) or at each chunk boundary (``chunk=k``)."""
     total, a = torch.zeros_like(b[0][0]), torch.zeros_like(b[0])
     for t in range(len(b)):
-        if truncate is None:                                # carry a_{t-1}: one more step
+        if window is None:                                  # carry a_{t-1}: one more step
+            if chunk is not None and t % chunk == 0:
+                a = torch.zeros_like(a)
             first = t
         else:                                               # restart at step t - k + 1
-            first, a = max(0, t - truncate + 1), torch.zeros_like(b[0])
+            first, a = max(0, t - window + 1), torch.zeros_like(b[0])
         for i in range(first, t + 1):
             a = b[i] + torch.tensordot(c[i], a, dims=1)     # a_i = b_i + c_i a_{i-1}
         total = total + torch.tensordot(g[t], a, dims=1)
     return total
+
+
+def jacobian_norms(W_hh, W_hx, x, h0, activation: str | None = None) -> torch.Tensor:
+    """How much the state k steps back still moves the last one: the spectral norms
+    ``||dh_T/dh_{T-k}||_2`` for k = 0, 1, ..., T of the bias-free RNN
+    ``h_t = act(W_hx x_t + W_hh h_{t-1})``, as products of ``c_j = diag(act'_j) W_hh``.
+
+    ``W_hh`` (H, H), ``W_hx`` (H, F), ``x`` (T, F), ``h0`` (H,); ``activation`` None
+    (identity) or ``"tanh"``. Returns (T + 1,), the first entry 1 (k = 0)."""
+    run = _run(x, torch.zeros(len(x), 1, dtype=torch.as_tensor(x).dtype), W_hx, W_hh,
+               torch.zeros(1, len(h0), dtype=torch.as_tensor(x).dtype), h0, activation,
+               None, None)
+    W_hh = torch.as_tensor(W_hh)
+    product, norms = torch.eye(W_hh.shape[0], dtype=W_hh.dtype), [1.0]
+    for slope in reversed(run.slope):
+        product = product @ (slope[:, None] * W_hh)          # c_T c_{T-1} ... c_{T-k+1}
+        norms.append(torch.linalg.matrix_norm(product, ord=2).item())
+    return torch.tensor(norms, dtype=W_hh.dtype)
 
 
 # ------------------------------------------------------------------------- models
@@ -299,9 +389,10 @@ class SequenceModel(nn.Module):
     """A one-layer ``torch.nn.RNN``/``GRU``/``LSTM`` and a linear read-out of the last hidden
     state: ``forward(x (B, T, F)) -> (B, O)``.
 
-    ``truncate=k`` trains with truncated BPTT: the sequence is fed in chunks of ``k`` steps
-    and the state is detached between chunks. Experiments use torch's layers for speed;
-    :func:`cell_like` shows they compute what the from-scratch cells compute.
+    ``truncate=k`` trains with truncated BPTT by chunks: the sequence is fed in chunks of
+    ``k`` steps and the state is detached between chunks (``bptt_gradients(chunk=k)``).
+    Experiments use torch's layers for speed; :func:`cell_like` shows they compute what
+    the from-scratch cells compute.
     """
 
     def __init__(self, kind: str, input_size: int, hidden_size: int, output_size: int,
@@ -325,140 +416,3 @@ class SequenceModel(nn.Module):
                 state = _detach(state)
             out, state = self.rnn(x[:, start:start + step], state)
         return self.readout(out[:, -1])
-
-
-# --------------------------------------------------------------------------- data
-
-
-def adding_problem(n: int, length: int, seed: int = 0,
-                   lag: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The adding problem: ``x`` (n, length, 2) holds random numbers in [0, 1) and a marker
-    channel with two ones, one in each half of the first ``length - lag`` steps (the last
-    ``lag`` steps are never marked); ``y`` (n, 1) is the sum of the two marked numbers.
-    Predicting the mean, 1, scores MSE 1/6 (the variance of the sum)."""
-    if n < 1 or length < 2 or not 0 <= lag <= length - 2:
-        raise ValueError(
-            f"adding_problem needs n >= 1, length >= 2 and 0 <= lag <= length - 2, got n={n}, "
-            f"length={length}, lag={lag}"
-        )
-    g = torch.Generator().manual_seed(seed)
-    values = torch.rand(n, length, generator=g)
-    rows, span = torch.arange(n), length - lag
-    first = torch.randint(0, span // 2, (n,), generator=g)
-    second = torch.randint(span // 2, span, (n,), generator=g)
-    marks = torch.zeros(n, length)
-    marks[rows, first] = 1.0
-    marks[rows, second] = 1.0
-    return torch.stack([values, marks], dim=-1), (values * marks).sum(1, keepdim=True)
-
-
-# ------------------------------------------------------------------------ diagrams
-
-_GATE, _OP = (0.55, 0.32), 0.3  # gate half-width/height, operation radius (data units)
-
-# Each diagram: nodes {name: (x, y, "gate" | "op", text)}, wires (polylines whose ends may
-# be node names), and free labels (x, y, text). The cell spans (0, 0)-(10, 6).
-_DIAGRAMS = {
-    "rnn": (
-        "Vanilla RNN cell",
-        {"act": (5.0, 3.0, "gate", "tanh")},
-        [[(-1.0, 1.2), (5.0, 1.2), "act"], [(5.0, -1.0), (5.0, 1.2)],
-         ["act", (5.0, 4.6), (11.0, 4.6)], [(5.0, 4.6), (5.0, 7.0)]],
-        [(-1.0, 1.5, "$h_{t-1}$"), (5.3, -0.9, "$x_t$"), (10.6, 4.9, "$h_t$"),
-         (5.3, 6.8, "$h_t$"), (5.8, 3.0, "$W_{hh}h_{t-1} + W_{hx}x_t + b$")],
-    ),
-    "gru": (
-        "GRU cell (gates r, z, n)",
-        {"z": (2.0, 2.2, "gate", "σ"), "r": (3.8, 2.2, "gate", "σ"),
-         "n": (7.0, 2.2, "gate", "tanh"), "rh": (5.4, 2.2, "op", "×"),
-         "zh": (2.0, 4.8, "op", "×"), "one": (6.0, 3.6, "op", "1−"),
-         "zn": (7.0, 3.6, "op", "×"), "sum": (8.6, 4.8, "op", "+")},
-        [[(-1.0, 4.8), "zh"], ["zh", "sum"], ["sum", (11.0, 4.8)], [(9.6, 4.8), (9.6, 7.0)],
-         [(0.6, 4.8), (0.6, 0.8), (7.0, 0.8), "n"], [(1.2, -1.0), (1.2, 0.8)],
-         [(2.0, 0.8), "z"], [(3.8, 0.8), "r"], [(5.4, 0.8), "rh"],
-         ["r", "rh"], ["rh", "n"], ["z", "zh"], [(2.0, 3.6), "one"], ["one", "zn"],
-         ["n", "zn"], ["zn", (8.6, 3.6), "sum"]],
-        [(-1.0, 5.1, "$h_{t-1}$"), (1.5, -0.9, "$x_t$"), (10.6, 5.1, "$h_t$"),
-         (9.9, 6.8, "$h_t$"), (2.3, 1.45, "$z_t$"), (4.1, 1.45, "$r_t$"),
-         (7.3, 1.45, "$n_t$")],
-    ),
-    "lstm": (
-        "LSTM cell (gates i, f, g, o)",
-        {"f": (2.0, 2.2, "gate", "σ"), "i": (3.8, 2.2, "gate", "σ"),
-         "g": (5.4, 2.2, "gate", "tanh"), "o": (7.2, 2.2, "gate", "σ"),
-         "fc": (2.0, 5.0, "op", "×"), "ig": (4.6, 3.6, "op", "×"),
-         "sum": (4.6, 5.0, "op", "+"), "tc": (8.6, 3.6, "gate", "tanh"),
-         "oc": (8.6, 2.2, "op", "×")},
-        [[(-1.0, 5.0), "fc"], ["fc", "sum"], ["sum", (11.0, 5.0)],
-         [(-1.0, 0.8), (7.2, 0.8), "o"], [(0.9, -1.0), (0.9, 0.8)],
-         [(2.0, 0.8), "f"], [(3.8, 0.8), "i"], [(5.4, 0.8), "g"],
-         ["f", "fc"], ["i", (3.8, 3.6), "ig"], ["g", (5.4, 3.6), "ig"], ["ig", "sum"],
-         [(8.6, 5.0), "tc"], ["tc", "oc"], ["o", "oc"],
-         ["oc", (8.6, 1.2), (9.6, 1.2), (9.6, 0.4), (11.0, 0.4)], [(9.6, 1.2), (9.6, 7.0)]],
-        [(-1.0, 5.3, "$c_{t-1}$"), (-1.0, 1.1, "$h_{t-1}$"), (1.2, -0.9, "$x_t$"),
-         (10.6, 5.3, "$c_t$"), (10.6, 0.7, "$h_t$"), (9.9, 6.8, "$h_t$"),
-         (2.3, 1.45, "$f_t$"), (4.1, 1.45, "$i_t$"), (5.7, 1.45, "$g_t$"),
-         (7.5, 1.45, "$o_t$")],
-    ),
-}
-
-
-def _node_extent(node, direction) -> float:
-    """Distance from a node's centre to its edge along the unit vector ``direction``."""
-    if node[2] == "op":
-        return _OP
-    dx, dy = abs(direction[0]), abs(direction[1])
-    return min(_GATE[0] / dx if dx else math.inf, _GATE[1] / dy if dy else math.inf)
-
-
-def _wire_points(wire, nodes) -> np.ndarray:
-    """The polyline of a wire, its ends pulled back to the edges of the nodes they touch."""
-    pts = np.array([nodes[p][:2] if isinstance(p, str) else p for p in wire], dtype=float)
-    for end, near in ((0, 1), (-1, -2)):
-        if isinstance(wire[end], str):
-            d = pts[near] - pts[end]
-            d /= np.linalg.norm(d)
-            pts[end] += d * _node_extent(nodes[wire[end]], d)
-    return pts
-
-
-def draw_cell(kind: str):
-    """Draw the ``"rnn"``, ``"gru"`` or ``"lstm"`` cell as a schematic; returns the figure.
-
-    Yellow boxes are layers (a weight matrix, a bias and the named nonlinearity applied to
-    the inputs wired into them), pink circles are elementwise operations.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Circle, FancyBboxPatch
-
-    if kind not in _DIAGRAMS:
-        raise ValueError(f"kind must be one of {sorted(_DIAGRAMS)}, got {kind!r}")
-    title, nodes, wires, labels = _DIAGRAMS[kind]
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    ax.add_patch(FancyBboxPatch((0, 0), 10, 6, boxstyle="round,pad=0,rounding_size=0.5",
-                                fc="#eef3fa", ec="#4a6fa5", lw=1.5))
-    for wire in wires:
-        pts = _wire_points(wire, nodes)
-        ax.plot(pts[:-1, 0], pts[:-1, 1], color="0.25", lw=1.4, solid_capstyle="round")
-        style = "-|>" if isinstance(wire[-1], str) or not (0 < pts[-1][0] < 10
-                                                          and 0 < pts[-1][1] < 6) else "-"
-        ax.annotate("", xy=pts[-1], xytext=pts[-2],
-                    arrowprops={"arrowstyle": style, "color": "0.25", "lw": 1.4,
-                                "shrinkA": 0, "shrinkB": 0, "mutation_scale": 12})
-    for x, y, shape, text in nodes.values():
-        if shape == "gate":
-            patch = FancyBboxPatch((x - _GATE[0], y - _GATE[1]), 2 * _GATE[0], 2 * _GATE[1],
-                                   boxstyle="round,pad=0,rounding_size=0.1", fc="#ffd866",
-                                   ec="#a07800", lw=1.2, zorder=3)
-        else:
-            patch = Circle((x, y), _OP, fc="#f6b3c6", ec="#a0304f", lw=1.2, zorder=3)
-        ax.add_patch(patch)
-        ax.text(x, y, text, ha="center", va="center", fontsize=10, zorder=4)
-    for x, y, text in labels:
-        ax.text(x, y, text, ha="left", va="center", fontsize=10)
-    ax.set_xlim(-1.3, 11.6)
-    ax.set_ylim(-1.3, 7.2)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.set_title(title)
-    return fig

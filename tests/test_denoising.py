@@ -75,7 +75,7 @@ def _band_power(x, low, high):
     return power[(freqs >= low) & (freqs < high)].sum() / power.sum()
 
 
-@pytest.mark.parametrize("kind", ["white", "pink", "hum", "band", "mixed"])
+@pytest.mark.parametrize("kind", ["white", "pink", "hum", "band", "clicks", "mixed"])
 def test_noise_has_unit_power(kind):
     assert np.isclose(np.mean(dn.noise(kind, rng=3) ** 2), 1.0)
 
@@ -91,6 +91,11 @@ def test_noise_spectra():
     )
     assert on_harmonics > 0.9  # lines at the mains frequency and its harmonics
     assert max(_band_power(dn.noise("band", rng=s), 0, 100) for s in range(5)) < 0.01
+    clicks = dn.noise("clicks", rng=0)
+    loud = np.abs(clicks) > 1.0  # above the noise's own RMS
+    assert loud.mean() < 0.02  # impulsive: a few samples carry the power
+    assert (clicks[loud] ** 2).sum() > 0.8 * (clicks ** 2).sum()
+    assert np.mean(clicks ** 4) / np.mean(clicks ** 2) ** 2 > 20  # kurtosis; Gaussian: 3
 
 
 def test_generator_argument_errors(tmp_path):
@@ -122,8 +127,9 @@ def _pair(n=32000, dtype=torch.float32):
 @pytest.mark.parametrize(
     ("obj", "message"),
     [
-        ([], "non-empty list"),
-        ({"x": torch.zeros(1)}, "non-empty list"),
+        ([], "got an empty list"),
+        ((), "got an empty tuple"),
+        ({"x": torch.zeros(1)}, "got a dict"),
         (torch.tensor(1.0), "got a Tensor"),
         ([_pair(16000)], "32000 Hz"),
         ([(torch.zeros(32000), torch.zeros(32000))], r"expected \[1, 32000\]"),
@@ -141,7 +147,7 @@ def test_loader_rejects_bad_files(tmp_path, obj, message):
 def test_loader_rejects_an_empty_or_missing_file(tmp_path):
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
-    with pytest.raises(ValueError, match="not a safe list of tensors"):
+    with pytest.raises(ValueError, match="not a safe file of tensors"):
         dn.load(empty)
     with pytest.raises(FileNotFoundError, match="no data file"):
         dn.load(tmp_path / "missing.pt")
@@ -161,7 +167,7 @@ def test_loader_never_executes_code(tmp_path):
     marker = tmp_path / "code_ran"
     path = _save(tmp_path, [_pair(), _Payload(marker)])
     assert not marker.exists()
-    with pytest.raises(ValueError, match="not a safe list of tensors"):
+    with pytest.raises(ValueError, match="not a safe file of tensors"):
         dn.load(path)
     assert not marker.exists()
 
@@ -183,3 +189,59 @@ def test_split_is_a_seeded_partition_in_the_order_test_val_train():
     assert ids.long().tolist() == expected.tolist()
     with pytest.raises(ValueError, match="keep some for training"):
         dn.split(data, n_val=10, n_test=10)
+# The lab's file is read as ``dataB[q] -> (x, y)``, ``len(dataB) == Q``; its container is not
+# documented. Each container such code could have been written with, saved as it would be:
+
+
+def _lab_like(q=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    noisy = torch.randn(q, 1, 32000, generator=gen)
+    return noisy, noisy + torch.randn(q, 1, 32000, generator=gen)
+
+
+@pytest.mark.parametrize("container", ["list", "tuple", "TensorDataset"])
+def test_loader_reads_each_container_the_lab_file_may_use(tmp_path, container):
+    from torch.utils.data import TensorDataset
+
+    noisy, clean = _lab_like()
+    pairs = [(noisy[q], clean[q]) for q in range(len(noisy))]
+    obj = {"list": pairs, "tuple": tuple(pairs),
+           "TensorDataset": TensorDataset(noisy, clean)}[container]
+    assert len(obj) == 4 and obj[2][0].shape == (1, 32000)  # what the lab's code relies on
+    path = tmp_path / dn.LAB_FILE
+    torch.save(obj, path)
+    loaded = dn.load(path)
+    assert torch.equal(loaded.noisy, noisy) and torch.equal(loaded.clean, clean)
+
+
+def test_loader_never_falls_back_to_unsafe_loading(tmp_path, monkeypatch):
+    calls = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    from torch.utils.data import Subset
+
+    noisy, clean = _lab_like(2)
+    path = _save(tmp_path, Subset([(noisy[0], clean[0])], [0]))  # random_split's output
+    with pytest.raises(ValueError, match="TensorDataset"):
+        dn.load(path)
+    assert calls == [True]
+
+
+@pytest.mark.parametrize(("tensors", "message"), [
+    ((torch.zeros(3, 1, 32000),), "expected two"),
+    ((torch.zeros(3, 1, 32000), torch.zeros(2, 1, 32000)), "expected two"),
+    ((torch.zeros(3, 32000), torch.zeros(3, 32000)), r"expected \[1, 32000\]"),
+])
+def test_loader_explains_a_wrong_tensor_dataset(tmp_path, tensors, message):
+    from torch.utils.data import TensorDataset
+
+    data = TensorDataset(*tensors[:1]) if len(tensors) == 1 else TensorDataset(tensors[0],
+                                                                                tensors[0])
+    data.tensors = tensors  # as a file written from other code may hold
+    with pytest.raises(ValueError, match=message):
+        dn.load(_save(tmp_path, data))

@@ -66,6 +66,53 @@ def test_play_rejects_bad_signals():
         lu.play(np.zeros(3), 0)
 
 
+def _on_segment(point, a, b) -> bool:
+    (px, py), (ax, ay), (bx, by) = point, a, b
+    cross = (bx - ax) * (py - ay) - (by - ay) * (px - ax)
+    inside = min(ax, bx) - 1e-9 <= px <= max(ax, bx) + 1e-9 and \
+        min(ay, by) - 1e-9 <= py <= max(ay, by) + 1e-9
+    return abs(cross) < 1e-9 and inside
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+def test_draw_cell(kind):
+    import matplotlib.pyplot as plt
+
+    from labutils.plotting import _DIAGRAMS, _wire_points
+
+    title, nodes, wires, dots, _ = _DIAGRAMS[kind]
+    fig = lu.plotting.draw_cell(kind)
+    assert len(fig.axes[0].patches) == 1 + len(nodes) + len(dots)
+    plt.close(fig)
+    polylines = [_wire_points(w, nodes) for w in wires]
+    for dot in dots:  # a dot joins at least two wires (a wire's end on another counts)
+        touching = sum(any(_on_segment(dot, p[i], p[i + 1]) for i in range(len(p) - 1))
+                       for p in polylines)
+        assert touching >= 2, (kind, dot)
+    wired = {end for w in wires for end in (w[0], w[-1]) if isinstance(end, str)}
+    assert wired == set(nodes), (kind, set(nodes) - wired)
+
+
+def test_gru_diagram_gates_only_the_recurrent_path():
+    from labutils.plotting import _DIAGRAMS
+
+    _, nodes, wires, _, _ = _DIAGRAMS["gru"]
+    into = {}
+    for w in wires:
+        if isinstance(w[-1], str):
+            into.setdefault(w[-1], []).append(w[0])
+    # r multiplies U_n h only; x reaches the candidate on its own wire, not through r
+    assert sorted(map(str, into["rh"])) == ["r", "whn"]
+    assert len(into["n"]) == 2 and "rh" in into["n"]
+    x_wire = next(w for w in into["n"] if w != "rh")
+    assert x_wire[1] < 1.0  # starts on x's input line, below the gates' bus
+
+
+def test_draw_cell_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="lstm"):
+        lu.plotting.draw_cell("transformer")
+
+
 def test_plot_history_puts_epoch_ticks_on_whole_numbers():
     import matplotlib.pyplot as plt
 

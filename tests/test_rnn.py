@@ -107,19 +107,24 @@ def test_bad_inputs_say_what_to_do():
         rnn.SequenceModel("TCN", 1, 4, 1)
 
 
-# ------------------------------------------------------------------------------- BPTT
+# ------------------------------------------------------------------------- BPTT, RTRL
+
+METHODS = [rnn.bptt_gradients, rnn.rtrl_gradients]
 
 
-def _autograd_reference(x, y, weights, h0, activation, truncate):
-    """L and its gradients by autograd; with ``truncate=k`` each loss term l_t is
-    recomputed from h_{t-k} detached, which is the truncated sum by definition."""
+def _autograd_reference(x, y, weights, h0, activation, window, chunk):
+    """L and its gradients by autograd. ``window=k``: each loss term l_t is recomputed
+    from h_{t-k} detached, the truncated sum by definition. ``chunk=k``: the state is
+    detached every k steps, as ``unroll(..., truncate=k)`` does."""
     W_hx, W_hh, W_ho = (w.clone().requires_grad_() for w in weights)
     T = x.shape[0]
     states, loss = [], 0.0
     for t in range(T):
-        start = 0 if truncate is None else max(0, t - truncate + 1)
+        start = 0 if window is None else max(0, t - window + 1)
         h = h0 if start == 0 else states[start - 1].detach()
         for i in range(start, t + 1):
+            if chunk is not None and i > 0 and i % chunk == 0:
+                h = h.detach()
             h = W_hx @ x[i] + W_hh @ h
             h = torch.tanh(h) if activation == "tanh" else h
         states.append(h)
@@ -129,55 +134,121 @@ def _autograd_reference(x, y, weights, h0, activation, truncate):
 
 
 @SETTINGS
-@given(T=st.integers(1, 7), F=st.integers(1, 4), H=st.integers(1, 5), O=st.integers(1, 3),
-       activation=st.sampled_from([None, "tanh"]), with_h0=st.booleans(),
-       truncate=st.sampled_from([None, 1, 2, 3, 10]), seed=st.integers(0, 2**16))
-def test_bptt_gradients_match_autograd(T, F, H, O, activation, with_h0, truncate, seed):
+@given(method=st.sampled_from(METHODS), T=st.integers(1, 7), F=st.integers(1, 4),
+       H=st.integers(1, 5), O=st.integers(1, 3), activation=st.sampled_from([None, "tanh"]),
+       with_h0=st.booleans(),
+       truncation=st.sampled_from([(None, None), (1, None), (2, None), (3, None), (10, None),
+                                   (None, 1), (None, 2), (None, 3), (None, 10)]),
+       seed=st.integers(0, 2**16))
+def test_gradients_match_autograd(method, T, F, H, O, activation, with_h0, truncation, seed):
     gen = torch.Generator().manual_seed(seed)
 
     def rand(*shape, scale=1.0):
         return scale * torch.randn(*shape, generator=gen, dtype=torch.float64)
 
+    window, chunk = truncation
     x, y = rand(T, F), rand(T, O)
     weights = rand(H, F, scale=0.7), rand(H, H, scale=0.5), rand(O, H, scale=0.7)
     h0 = rand(H) if with_h0 else torch.zeros(H, dtype=torch.float64)
-    loss, grads = rnn.bptt_gradients(x, y, *weights, h0 if with_h0 else None, activation,
-                                     truncate)
-    ref_loss, ref_grads = _autograd_reference(x, y, weights, h0, activation, truncate)
+    loss, grads = method(x, y, *weights, h0 if with_h0 else None, activation,
+                         window=window, chunk=chunk)
+    ref_loss, ref_grads = _autograd_reference(x, y, weights, h0, activation, window, chunk)
     torch.testing.assert_close(loss, ref_loss)
     for name in ("W_hx", "W_hh", "W_ho"):
         torch.testing.assert_close(grads[name], ref_grads[name])
 
 
-@pytest.mark.parametrize(("truncate", "d_hx", "d_hh"), [
-    (None, 101.25 / 3, 61 / 3), (3, 101.25 / 3, 61 / 3), (2, 97 / 3, 61 / 3), (1, 25.0, 17.5)])
-def test_bptt_truncation_scalar_case_by_hand(truncate, d_hx, d_hh):
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(("window", "chunk", "d_hx", "d_hh"), [
+    (None, None, 101.25 / 3, 61 / 3), (3, None, 101.25 / 3, 61 / 3),
+    (2, None, 97 / 3, 61 / 3), (1, None, 25.0, 17.5), (None, 2, 80 / 3, 17.5),
+    (None, 3, 101.25 / 3, 61 / 3)])
+def test_truncation_scalar_case_by_hand(method, window, chunk, d_hx, d_hh):
     # w_hx = 1, w_hh = 0.5, w_ho = 2, x = (1, 2, 3), y = 0, h0 = 0, identity activation:
     # h = (1, 2.5, 4.25), o - y = (2, 5, 8.5), L = (4 + 25 + 72.25) / 6 = 16.875,
     # g_t = w_ho (o_t - y_t) / T = (4, 10, 17) / 3, c_t = w_hh = 0.5.
     # W_hx: b = x = (1, 2, 3). Full: a = (1, 2.5, 4.25) -> (4 + 25 + 72.25) / 3.
-    #   k = 2: a_3 = 3 + 0.5 * 2 = 4 -> (4 + 25 + 68) / 3;  k = 1: a = b -> 75 / 3.
+    #   window 2: a_3 = 3 + 0.5 * 2 = 4 -> (4 + 25 + 68) / 3;  window 1: a = b -> 75 / 3.
+    #   chunk 2 (steps 1-2, then 3, h_2 detached): a = (1, 2.5, 3) -> (4 + 25 + 51) / 3.
     # W_hh: b = h_{t-1} = (0, 1, 2.5). Full (and k = 2, since b_1 = 0): a = (0, 1, 3) -> 61/3;
-    #   k = 1: a = (0, 1, 2.5) -> (10 + 42.5) / 3 = 17.5.
+    #   window 1, and chunk 2: a = (0, 1, 2.5) -> (10 + 42.5) / 3 = 17.5.
     # W_ho: sum_t (o_t - y_t) h_t / T = (2 + 12.5 + 36.125) / 3, for every k.
-    loss, grads = rnn.bptt_gradients(
-        [[1.0], [2.0], [3.0]], [[0.0]] * 3, [[1.0]], [[0.5]], [[2.0]], truncate=truncate)
+    loss, grads = method([[1.0], [2.0], [3.0]], [[0.0]] * 3, [[1.0]], [[0.5]], [[2.0]],
+                         window=window, chunk=chunk)
     assert loss.item() == pytest.approx(16.875)
     assert grads["W_hx"].item() == pytest.approx(d_hx)
     assert grads["W_hh"].item() == pytest.approx(d_hh)
     assert grads["W_ho"].item() == pytest.approx(50.625 / 3)
 
 
-def test_bptt_gradients_checks_shapes():
+def test_window_and_chunk_agree_with_a_loss_at_the_last_step_only():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(8, 2, generator=gen), torch.randn(8, 1, generator=gen)
+    weights = (torch.randn(3, 2, generator=gen), 0.5 * torch.randn(3, 3, generator=gen),
+               torch.randn(1, 3, generator=gen))
+    every_step = [rnn.bptt_gradients(x, y, *weights, **kw)[1]["W_hh"]
+                  for kw in ({"window": 4}, {"chunk": 4})]
+    assert (every_step[0] - every_step[1]).abs().max() > 1e-3
+    # zero the error at steps 0..6: only l_8 is left, and both keep its last 4 steps
+    W_ho = weights[2]
+    h = torch.zeros(3)
+    for t in range(8):
+        h = weights[0] @ x[t] + weights[1] @ h
+        if t < 7:
+            y[t] = W_ho @ h
+    last_only = [rnn.bptt_gradients(x, y, *weights, **kw)[1]["W_hh"]
+                 for kw in ({"window": 4}, {"chunk": 4})]
+    torch.testing.assert_close(last_only[0], last_only[1])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_gradients_check_shapes(method):
     x, y = torch.zeros(4, 2), torch.zeros(4, 1)
+    ok = torch.zeros(3, 2), torch.zeros(3, 3), torch.zeros(1, 3)
     with pytest.raises(ValueError, match=r"W_hx must have shape \(3, 2\)"):
-        rnn.bptt_gradients(x, y, torch.zeros(3, 5), torch.zeros(3, 3), torch.zeros(1, 3))
+        method(x, y, torch.zeros(3, 5), torch.zeros(3, 3), torch.zeros(1, 3))
     with pytest.raises(ValueError, match="activation"):
-        rnn.bptt_gradients(x, y, torch.zeros(3, 2), torch.zeros(3, 3), torch.zeros(1, 3),
-                           activation="relu")
-    with pytest.raises(ValueError, match="truncate"):
-        rnn.bptt_gradients(x, y, torch.zeros(3, 2), torch.zeros(3, 3), torch.zeros(1, 3),
-                           truncate=0)
+        method(x, y, *ok, activation="relu")
+    with pytest.raises(ValueError, match="window"):
+        method(x, y, *ok, window=0)
+    with pytest.raises(ValueError, match="not both"):
+        method(x, y, *ok, window=2, chunk=2)
+
+
+@pytest.mark.parametrize("activation", [None, "tanh"])
+def test_jacobian_norms_match_autograd(activation):
+    gen = torch.Generator().manual_seed(3)
+    T, F, H = 9, 2, 5
+    W_hh = 0.6 * torch.randn(H, H, generator=gen, dtype=torch.float64)
+    W_hx = torch.randn(H, F, generator=gen, dtype=torch.float64)
+    x = torch.randn(T, F, generator=gen, dtype=torch.float64)
+    h0 = 0.3 * torch.randn(H, generator=gen, dtype=torch.float64)
+    norms = rnn.jacobian_norms(W_hh, W_hx, x, h0, activation)
+    assert norms.shape == (T + 1,) and norms[0] == 1
+
+    def step(h, t):
+        z = W_hx @ x[t] + W_hh @ h
+        return torch.tanh(z) if activation == "tanh" else z
+
+    states = [h0]
+    for t in range(T):
+        states.append(step(states[-1], t))
+    for k in (1, 4, T):
+        def last(h, k=k):
+            for t in range(T - k, T):
+                h = step(h, t)
+            return h
+        J = torch.autograd.functional.jacobian(last, states[T - k])
+        assert norms[k].item() == pytest.approx(torch.linalg.matrix_norm(J, ord=2).item())
+
+
+def test_jacobian_norms_of_a_scaled_rotation_are_powers():
+    Q, _ = torch.linalg.qr(torch.randn(6, 6, generator=torch.Generator().manual_seed(0),
+                                       dtype=torch.float64))
+    norms = rnn.jacobian_norms(0.9 * Q, torch.zeros(6, 1, dtype=torch.float64),
+                               torch.zeros(12, 1, dtype=torch.float64),
+                               torch.zeros(6, dtype=torch.float64))
+    torch.testing.assert_close(norms, 0.9 ** torch.arange(13, dtype=torch.float64))
 
 
 # ----------------------------------------------------------------------- models, data
@@ -192,45 +263,6 @@ def test_sequence_model_truncation_keeps_outputs_and_cuts_gradients():
     torch.testing.assert_close(cut(x), full(x))
     (grad,) = torch.autograd.grad(cut(x).sum(), x)
     assert grad[:, :10].abs().max() == 0 and grad[:, 10:].abs().min() > 0
-
-
-def test_adding_problem():
-    x, y = rnn.adding_problem(20000, 30, seed=1)
-    assert x.shape == (20000, 30, 2) and y.shape == (20000, 1)
-    marks = x[..., 1]
-    assert torch.all(marks[:, :15].sum(1) == 1) and torch.all(marks[:, 15:].sum(1) == 1)
-    torch.testing.assert_close(y[:, 0], (x[..., 0] * marks).sum(1))
-    # the sum of two independent U(0, 1) has mean 1 and variance 2/12
-    assert ((y - 1.0) ** 2).mean().item() == pytest.approx(1 / 6, abs=0.005)
-    torch.testing.assert_close(rnn.adding_problem(5, 8, seed=3)[0], rnn.adding_problem(5, 8, 3)[0])
-    with pytest.raises(ValueError, match="length"):
-        rnn.adding_problem(4, 1)
-    with pytest.raises(ValueError, match="lag"):
-        rnn.adding_problem(4, 10, lag=9)
-
-
-def test_adding_problem_with_lag_leaves_the_end_unmarked():
-    x, y = rnn.adding_problem(5000, 40, seed=2, lag=20)
-    marks = x[..., 1]
-    assert torch.all(marks[:, :10].sum(1) == 1) and torch.all(marks[:, 10:20].sum(1) == 1)
-    assert marks[:, 20:].abs().max() == 0
-    assert marks[:, 19].sum() > 0 and marks[:, 0].sum() > 0  # both ends of the span used
-    torch.testing.assert_close(y[:, 0], (x[..., 0] * marks).sum(1))
-
-
-@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
-def test_draw_cell(kind):
-    import matplotlib.pyplot as plt
-
-    fig = rnn.draw_cell(kind)
-    patches = len(fig.axes[0].patches)
-    assert patches == 1 + len(rnn._DIAGRAMS[kind][1])
-    plt.close(fig)
-
-
-def test_draw_cell_rejects_unknown_kind():
-    with pytest.raises(ValueError, match="lstm"):
-        rnn.draw_cell("transformer")
 
 
 def test_lstm_state_must_be_a_pair_as_torch_requires():

@@ -1,6 +1,7 @@
 """Data: the download cache (``cache``) and one module per data source."""
 
 from labutils.data import daps, digits, mnist, mnist1d, numbers, sines, sleep_edf
+from labutils.data import adding, mnist1d, sines
 from labutils.data.cache import (
     ChecksumError,
     DamagedFileError,
@@ -17,6 +18,7 @@ __all__ = [
     "ChecksumError",
     "DamagedFileError",
     "DataUnavailableError",
+    "adding",
     "atomic_path",
     "cache_dir",
     "cached",

@@ -1,6 +1,8 @@
 """Noisy/clean audio pairs for denoising, in the format of the course's ``data_lab_2B.pt``:
-a ``torch.save``-d list of ``(x, y)`` pairs, ``x`` the noisy and ``y`` the clean signal,
-each a float32 tensor of shape [1, 32000] (1 s at 32 kHz).
+a ``torch.save``-d container of ``(x, y)`` pairs indexed as ``data[q] -> (x, y)``, ``x``
+the noisy and ``y`` the clean signal, each a float32 tensor of shape [1, 32000] (1 s at
+32 kHz). The lab's file is not documented further: :func:`load` reads a list or tuple of
+pairs and a ``TensorDataset``.
 
 :func:`generate` writes such a file from a source-filter model of speech plus noise of a
 chosen kind; :func:`load` reads it (or the course's own file) safely and checks it.
@@ -22,7 +24,7 @@ from labutils.data.cache import DamagedFileError, cache_dir, cached, safe_torch_
 SAMPLE_RATE = 32000
 N_SAMPLES = 32000
 LAB_FILE = "data_lab_2B.pt"
-NOISE_KINDS = ("white", "pink", "hum", "band", "mixed")
+NOISE_KINDS = ("white", "pink", "hum", "band", "clicks", "mixed")
 
 
 class Pairs(NamedTuple):
@@ -105,17 +107,28 @@ def _band(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     return sps.sosfilt(sos, rng.standard_normal(n + 2000))[2000:]  # drop the transient
 
 
+def _clicks(n: int, rng: np.random.Generator, rate: float = 60.0, sr: int = SAMPLE_RATE):
+    """Impulsive noise: about ``rate`` clicks a second at random times, each a spike of
+    random sign and size decaying over a few samples (a crackle on an old record)."""
+    v = np.zeros(n)
+    where = rng.random(n) < rate / sr
+    v[where] = rng.choice([-1.0, 1.0], where.sum()) * rng.uniform(0.3, 1.0, where.sum())
+    return sps.lfilter([1.0], [1.0, -0.6], v)  # each spike decays as 0.6^k
+
+
 def noise(kind: str, n: int = N_SAMPLES, sr: int = SAMPLE_RATE, rng=None) -> np.ndarray:
     """Noise of unit power: ``"white"``, ``"pink"`` (1/f), ``"hum"`` (50 or 60 Hz mains
-    with 15 harmonics), ``"band"`` (Gaussian noise in a random band) or ``"mixed"`` (one
-    of these four at random). Returns float64 (n,)."""
+    with 15 harmonics), ``"band"`` (Gaussian noise in a random band), ``"clicks"``
+    (impulsive: sparse spikes) or ``"mixed"`` (one of the first four at random). Returns
+    float64 (n,)."""
     rng = np.random.default_rng(rng)
     if kind not in NOISE_KINDS:
         raise ValueError(f"noise kind {kind!r} is not one of {NOISE_KINDS}")
     if kind == "mixed":
         kind = NOISE_KINDS[rng.integers(4)]
     v = {"white": lambda: rng.standard_normal(n), "pink": lambda: _pink(n, rng),
-         "hum": lambda: _hum(n, sr, rng), "band": lambda: _band(n, sr, rng)}[kind]()
+         "hum": lambda: _hum(n, sr, rng), "band": lambda: _band(n, sr, rng),
+         "clicks": lambda: _clicks(n, rng, sr=sr)}[kind]()
     return v / np.sqrt(np.mean(v ** 2))
 
 
@@ -166,23 +179,58 @@ def lab_file(data_dir=None) -> pathlib.Path:
     return path
 
 
+def _read(path: pathlib.Path):
+    """``safe_torch_load`` (``weights_only=True``, never code) with ``TensorDataset``
+    allow-listed: unpickling one only sets its ``tensors`` attribute."""
+    from torch.utils.data import TensorDataset
+
+    with torch.serialization.safe_globals([TensorDataset]):
+        try:
+            return safe_torch_load(path)
+        except DamagedFileError as err:
+            raise DamagedFileError(f"not a safe file of tensors: {err} Accepted here: "
+                                   f"{_ACCEPTED}.") from None
+
+
+_ACCEPTED = ("a list or tuple of (noisy, clean) pairs, or a TensorDataset(noisy, clean), "
+             "as torch.save writes them")
+
+
+def _pairs(path, data) -> list:
+    """The (noisy, clean) pairs of whatever container the file holds, or a clear error."""
+    from torch.utils.data import TensorDataset
+
+    if isinstance(data, TensorDataset):
+        tensors = getattr(data, "tensors", ())
+        if not (isinstance(tensors, (list, tuple)) and len(tensors) == 2
+                and all(isinstance(v, torch.Tensor) and v.dim() >= 1 for v in tensors)
+                and len(tensors[0]) == len(tensors[1]) > 0):
+            shapes = [tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+                      for v in tensors] if isinstance(tensors, (list, tuple)) else tensors
+            raise ValueError(f"{path} holds a TensorDataset of {shapes}; expected two "
+                             "tensors of Q pairs, TensorDataset(noisy (Q, 1, N), clean "
+                             "(Q, 1, N))")
+        return [data[q] for q in range(len(data))]
+    if isinstance(data, (list, tuple)) and len(data) > 0:
+        return list(data)
+    got = f"an empty {type(data).__name__}" if isinstance(data, (list, tuple)) else (
+        f"a {type(data).__name__}")
+    raise ValueError(f"{path} must hold {_ACCEPTED}; got {got}")
+
+
 def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
          n_samples: int = N_SAMPLES) -> Pairs:
-    """Read a list of (noisy, clean) pairs written with ``torch.save``, without executing
-    code (``weights_only=True``), and check it: a non-empty list of pairs of real float
-    tensors of shape [1, n_samples] (1 s at ``sample_rate``), finite. Returns
-    :class:`Pairs` with ``noisy`` and ``clean`` of shape (Q, 1, n_samples), float32."""
+    """Read the (noisy, clean) pairs of a file written with ``torch.save``, without
+    executing code (``weights_only=True``): a list of pairs (the generator's format), a
+    tuple of pairs, or a ``torch.utils.data.TensorDataset(noisy, clean)`` with tensors of
+    shape (Q, 1, n_samples), so that ``data[q]`` is ``(x, y)`` in each case, as the lab's
+    code reads it. Checks each pair: real float tensors of shape [1, n_samples] (1 s at
+    ``sample_rate``), finite. Returns :class:`Pairs` with ``noisy`` and ``clean`` of
+    shape (Q, 1, n_samples), float32."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no data file at {path}")
-    try:
-        data = safe_torch_load(path)
-    except DamagedFileError as err:
-        raise DamagedFileError(f"not a safe list of tensors: {err}") from None
-    if not isinstance(data, (list, tuple)) or len(data) == 0:
-        got = f"an empty {type(data).__name__}" if isinstance(data, (list, tuple)) else (
-            f"a {type(data).__name__}")
-        raise ValueError(f"{path} must hold a non-empty list of (noisy, clean) pairs, got {got}")
+    data = _pairs(path, _read(path))
     for q, pair in enumerate(data):
         _check_pair(path, q, pair, sample_rate, n_samples)
     noisy = torch.stack([x for x, _ in data]).float()
