@@ -1,7 +1,6 @@
 """Data: the download cache (``cache``) and one module per data source."""
 
-from labutils.data import daps, digits, mnist, mnist1d, numbers, sines, sleep_edf
-from labutils.data import adding, mnist1d, sines
+from labutils.data import adding, daps, digits, mnist, mnist1d, numbers, sines, sleep_edf
 from labutils.data.cache import (
     ChecksumError,
     DamagedFileError,
