@@ -285,6 +285,8 @@ def format_spread(metric: dict) -> str:
     n = len(values)
     if "mean" not in metric:
         shown = {_number(v) if v is not None else "—" for v in values}
+        if shown == {"—"}:
+            return "—"
         if len(shown) == 1:
             return _with_unit(shown.pop(), metric["unit"])
         return " / ".join(f"seed {s}: {_number(v)}" for s, v in metric["values"].items())

@@ -233,7 +233,7 @@ def seeded(tmp_path_factory):
     nb = _notebook(folder / "noisy.ipynb",
                    'if SEED == 2:\n    raise RuntimeError("seed two fails")\n'
                    'lu.record("score", [1.0, 4.0][SEED], "dB")\nlu.record("seed", SEED)\n'
-                   'lu.record("task", "same")')
+                   'lu.record("task", "same")\nlu.record("never", None, "steps")')
     out, results = folder / "out", folder / "results" / "r.json"
     proc = _cli(nb, "--seeds", 0, 1, 2, "--jobs", 2, "--out", out, "--results", results,
                 "--figures", folder / "f")
@@ -264,7 +264,7 @@ def test_seeds_summary_gives_mean_and_sample_std(seeded):
     table = (out / "summary.md").read_text()
     assert ("| noisy | 2 of 3 |" in table
             and "score = 2.5 ± 2.121 dB (1–4, 2 seeds); seed = 0.5 ± 0.7071 (0–1, 2 seeds); "
-                "task = same; seed 2: RuntimeError: seed two fails (cell 2)" in table)
+                "task = same; never = —; seed 2: RuntimeError: seed two fails (cell 2)" in table)
     assert "| noisy | 2 | failed |" in table and "2 of 3 notebook runs ran" in table
     assert table in proc.stdout
 
