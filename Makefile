@@ -6,14 +6,18 @@
 #   make bench  set up, then time the from-scratch kernels against the libraries
 #   make student  write the student versions (solutions removed) into students/
 #   make site   build the HTML site from the last full run (runs/full) into site/
+#   make sweep  full mode over seeds 0 1 2 into runs/sweep, write results/full.json and
+#               README.md's results table (extra arguments: SWEEP_ARGS="-p DEVICE cuda")
+#   make results  rewrite README.md's results table from results/full.json
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 LAB_ARGS ?=
+SWEEP_ARGS ?=
 INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup run test full lab bench lint sync clean student site
+.PHONY: setup run test full lab bench lint sync clean student site sweep results
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +31,14 @@ run: setup
 
 full: setup
 	$(BIN)/python -m labutils run --full --out runs/full
+
+sweep: setup
+	$(BIN)/python -m labutils run --full --seeds 0 1 2 --out runs/sweep \
+		--results results/full.json $(SWEEP_ARGS); \
+		status=$$?; $(BIN)/python -m labutils results && exit $$status
+
+results: setup
+	$(BIN)/python -m labutils results --results results/full.json --readme README.md
 
 lint: setup
 	$(BIN)/ruff check labutils tests notebooks benchmarks conftest.py

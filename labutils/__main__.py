@@ -1,5 +1,6 @@
-"""Command line: ``python -m labutils run ...`` (batch runs), ``... sync`` (the shared
-cells and exercise metadata) and ``... new NN_name "Title"`` (a new notebook)."""
+"""Command line: ``python -m labutils run ...`` (batch runs), ``... results`` (the README's
+table from a results file), ``... sync`` (the shared cells and exercise metadata) and
+``... new NN_name "Title"`` (a new notebook)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ def _run(args) -> int:
     params = {name: runner.parse_value(value) for name, value in args.parameter}
     try:
         rows = runner.run(args.notebooks, out, quick=not args.full, parameters=params,
-                          jobs=args.jobs, timeout=args.timeout, figures=args.figures)
+                          jobs=args.jobs, timeout=args.timeout, figures=args.figures,
+                          seeds=args.seeds, results=args.results)
     except runner.Interrupted as stop:
         print(runner.summary_markdown(stop.rows, quick=not args.full))
         print(f"Interrupted; summary.md / summary.json: {os.path.abspath(out)}")
@@ -26,6 +28,22 @@ def _run(args) -> int:
     print(runner.summary_markdown(rows, quick=not args.full))
     print(f"Executed notebooks and summary.md / summary.json: {os.path.abspath(out)}")
     return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
+def _results(args) -> int:
+    from labutils import runner
+
+    if not os.path.isfile(args.results):
+        print(f"note: {args.results} does not exist; the README says no sweep is recorded",
+              file=sys.stderr)
+    try:
+        changed = runner.update_readme(args.readme, args.results)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.readme}: {'table updated' if changed else 'already up to date'} "
+          f"from {args.results}")
+    return 0
 
 
 def _sync(args) -> int:
@@ -77,7 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--timeout", type=float, default=None, help="seconds per cell")
     run.add_argument("--figures", default=None,
                      help="figure folder (default: figures/ in full mode, OUT/figures in quick)")
+    run.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                     help="run each notebook once per seed, e.g. --seeds 0 1 2 (sets SEED)")
+    run.add_argument("--results", default=None, metavar="FILE",
+                     help="also write a results file (numbers per seed, machine, commit), "
+                          "e.g. results/full.json")
     run.set_defaults(func=_run)
+    results = sub.add_parser("results", help="write README.md's results table from a "
+                                             "results file")
+    results.add_argument("--results", default="results/full.json",
+                         help="the results file (default results/full.json)")
+    results.add_argument("--readme", default="README.md", help="the README (default README.md)")
+    results.set_defaults(func=_results)
     sync = sub.add_parser("sync", help="write the setup cell and Colab badge into notebooks")
     sync.add_argument("--strip", action="store_true", help="also clear outputs")
     sync.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")

@@ -224,3 +224,126 @@ def test_only_a_full_run_refreshes_the_committed_figures(tmp_path):
     assert runner.default_figures(False, tmp_path) == paths.FIGURES
     assert runner.default_figures(True, tmp_path) == tmp_path / "figures"
     assert runner.kernel_settings(True, tmp_path)["LABUTILS_FIGURES"] == str(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    """One notebook over three seeds, seed 2 failing, and a results file."""
+    folder = tmp_path_factory.mktemp("seeds")
+    nb = _notebook(folder / "noisy.ipynb",
+                   'if SEED == 2:\n    raise RuntimeError("seed two fails")\n'
+                   'lu.record("score", [1.0, 4.0][SEED], "dB")\nlu.record("seed", SEED)\n'
+                   'lu.record("task", "same")\nlu.record("never", None, "steps")')
+    out, results = folder / "out", folder / "results" / "r.json"
+    proc = _cli(nb, "--seeds", 0, 1, 2, "--jobs", 2, "--out", out, "--results", results,
+                "--figures", folder / "f")
+    return proc, out, results
+
+
+def test_seeds_run_each_notebook_once_per_seed(seeded):
+    proc, out, _ = seeded
+    assert proc.returncode == 1, proc.stderr
+    rows = json.loads((out / "summary.json").read_text())["notebooks"]
+    assert [(r["seed"], r["status"]) for r in rows] == [(0, "ok"), (1, "ok"), (2, "failed")]
+    assert "seed two fails" in rows[2]["error"]
+    for seed in (0, 1, 2):
+        assert (out / f"noisy.seed{seed}.ipynb").is_file()
+    recorded = [{m["name"]: m["value"] for m in r["metrics"]} for r in rows[:2]]
+    assert [r["seed"] for r in recorded] == [0, 1]
+
+
+def test_seeds_summary_gives_mean_and_sample_std(seeded):
+    proc, out, _ = seeded
+    # 1 and 4: mean 2.5, sample std |4 - 1| / sqrt(2) = 2.1213...
+    (entry,) = json.loads((out / "summary.json").read_text())["seeds"]
+    score = next(m for m in entry["metrics"] if m["name"] == "score")
+    assert score["values"] == {"0": 1.0, "1": 4.0}
+    assert score["mean"] == pytest.approx(2.5)
+    assert score["std"] == pytest.approx(3 / 2 ** 0.5)
+    assert (score["min"], score["max"]) == (1.0, 4.0)
+    table = (out / "summary.md").read_text()
+    assert ("| noisy | 2 of 3 |" in table
+            and "score = 2.5 ± 2.121 dB (1–4, 2 seeds); seed = 0.5 ± 0.7071 (0–1, 2 seeds); "
+                "task = same; never = —; seed 2: RuntimeError: seed two fails (cell 2)" in table)
+    assert "| noisy | 2 | failed |" in table and "2 of 3 notebook runs ran" in table
+    assert table in proc.stdout
+
+
+def test_results_file_holds_seeds_machine_and_commit(seeded):
+    _, _, results = seeded
+    data = json.loads(results.read_text())
+    assert data["mode"] == "quick"
+    assert data["notebooks"]["noisy"]["1"]["metrics"][0]["value"] == 4.0
+    assert data["notebooks"]["noisy"]["2"]["status"] == "failed"
+    import torch
+    assert data["machine"]["torch"] == torch.__version__
+    assert data["machine"]["threads"] == torch.get_num_threads()
+    assert data["machine"]["cpu"] and data["machine"]["cores"] == os.cpu_count()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True,
+                          text=True).stdout.strip()
+    assert data["commit"].startswith(head)
+
+
+def test_seeds_need_a_seed_parameter_and_no_p_seed(tmp_path):
+    nb = _notebook(tmp_path / "fixed.ipynb", "pass", params="QUICK = False")
+    with pytest.raises(ValueError, match="fixed.ipynb has no SEED"):
+        runner.run([str(nb)], tmp_path / "out", seeds=[0, 1])
+    seeded_nb = _notebook(tmp_path / "s.ipynb", "pass")
+    with pytest.raises(ValueError, match="SEED given twice"):
+        runner.run([str(seeded_nb)], tmp_path / "out", seeds=[0, 1], parameters={"SEED": 1})
+    with pytest.raises(ValueError, match="distinct"):
+        runner.run([str(seeded_nb)], tmp_path / "out", seeds=[1, 1])
+    assert not (tmp_path / "out").exists()
+
+
+RESULTS = {
+    "mode": "full", "commit": "0123456789abcdef", "date": "2026-01-02", "parameters": {},
+    "machine": {"cpu": "Test CPU", "cores": 4, "threads": 2, "OMP_NUM_THREADS": "2",
+                "gpu": "Tesla T4", "torch": "2.0.0", "python": "3.11.0"},
+    "notebooks": {
+        "01_rnn": {s: {"status": "ok", "error": None, "seconds": 1.0, "metrics": [
+            {"name": "acc", "value": v, "unit": "%", "note": ""},
+            {"name": "task", "value": "adding", "unit": "", "note": ""}]}
+            for s, v in (("0", 94.0), ("1", 95.0), ("2", 96.5))},
+        "06_ctc": {"0": {"status": "ok", "error": None, "seconds": 2.0, "metrics": [
+                        {"name": "cer", "value": 0.5, "unit": "", "note": ""}]},
+                   "1": {"status": "failed", "error": "RuntimeError: boom (cell 3)",
+                         "seconds": 1.0, "metrics": []}},
+    },
+}
+
+
+def test_results_table_is_generated_as_expected(tmp_path):
+    # acc 94, 95, 96.5: mean 95.1667, deviations -1.1667, -0.1667, 1.3333, squares sum to
+    # 1.3611 + 0.0278 + 1.7778 = 3.1667, / 2 = 1.5833, sqrt = 1.2583
+    expected = (
+        "Full mode, seeds 0, 1, 2, on Test CPU (2 threads, GPU Tesla T4), torch 2.0.0, "
+        "commit `0123456789ab`, 2026-01-02; ± is the sample standard deviation over the "
+        "seeds.\n\n"
+        "| # | headline number | mean ± std | min–max | per seed |\n"
+        "|---|---|---|---|---|\n"
+        "| 01 | acc (%) | 95.17 ± 1.258 | 94–96.5 | 94, 95, 96.5 |\n"
+        "| 06 | cer | 0.5 ± 0 | 0.5–0.5 | 0.5 |\n"
+        "| 06 | seed 1 failed | RuntimeError: boom (cell 3) |  |  |\n")
+    assert runner.results_markdown(RESULTS) == expected
+    results = tmp_path / "full.json"
+    results.write_text(json.dumps(RESULTS))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# T\n\nbefore\n{runner.README_BEGIN}\nold table\n"
+                      f"{runner.README_END}\nafter\n")
+    assert runner.update_readme(readme, results) is True
+    assert readme.read_text() == (f"# T\n\nbefore\n{runner.README_BEGIN}\n{expected}"
+                                  f"{runner.README_END}\nafter\n")
+    assert runner.update_readme(readme, results) is False
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="results:begin"):
+        runner.update_readme(readme, results)
+
+
+def test_readme_table_agrees_with_the_results_file():
+    """The committed README's table is what ``make results`` makes of results/full.json
+    (or, before any sweep is committed, says that none is)."""
+    readme = (paths.ROOT / "README.md").read_text(encoding="utf-8")
+    data = runner.load_results(paths.ROOT / "results" / "full.json")
+    assert runner.readme_block(readme) == runner.results_markdown(data), (
+        "README.md's results table differs from results/full.json: run `make results`")
