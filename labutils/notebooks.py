@@ -24,8 +24,10 @@ def exercise_metadata(cells) -> dict[int, dict]:
 
     A code cell holding ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` is a solution cell
     and the next code cell is its (locked, graded) check; a Markdown cell that begins with
-    ``**Answer.**`` or ``**Your prediction.**`` is a written answer (replaced whole by
-    "YOUR ANSWER HERE" in the student version). Ids count from 1 in notebook order.
+    ``**Answer.**`` or ``**Your prediction.**`` is a written answer: the text between
+    ``<!-- ### BEGIN SOLUTION -->`` and ``<!-- ### END SOLUTION -->`` (or, without them,
+    the whole cell) becomes "YOUR ANSWER HERE" in the student version. Ids count from 1
+    in notebook order.
     """
     found: dict[int, dict] = {}
     solutions = answers = 0
@@ -160,16 +162,23 @@ print("Exercise 1: correct")"""),
     ("markdown", """\
 **Exercise 2 · Predict, then run.** If every sample is doubled, what happens to the
 variance? Write your prediction below, then run the next cell."""),
-    ("markdown", "**Your prediction.** It is multiplied by four."),
+    ("markdown", """\
+**Your prediction.**
+<!-- ### BEGIN SOLUTION -->
+It is multiplied by four.
+<!-- ### END SOLUTION -->"""),
     ("code", """\
 var_x, var_2x = x.var(unbiased=False), (2 * x).var(unbiased=False)
 print(f"variance of x: {{var_x:.4f}}; of 2x: {{var_2x:.4f}} ({{var_2x / var_x:.1f}} times)")"""),
     ("markdown", """\
 **Exercise 3 · Open question.** Why does the unbiased estimator divide by $N - 1$?"""),
     ("markdown", """\
-**Answer.** The deviations are taken from the sample mean, which is fitted to the same
-samples, so they are smaller on average than those from the true mean; dividing by $N-1$
-corrects that bias exactly."""),
+**Answer.**
+<!-- ### BEGIN SOLUTION -->
+The deviations are taken from the sample mean, which is fitted to the same samples, so
+they are smaller on average than those from the true mean; dividing by $N-1$ corrects that
+bias exactly.
+<!-- ### END SOLUTION -->"""),
     ("markdown", """\
 ## Summary
 

@@ -102,8 +102,12 @@ class TestNotebook:
         for i, cell in enumerate(cells):
             begins, ends = cell.source.count(notebooks.BEGIN), cell.source.count(notebooks.END)
             assert begins == ends, f"cell {i}: unmatched solution markers"
-            if begins:
-                assert cell.cell_type == "code", f"cell {i}: markers belong in code cells"
+            if begins and cell.cell_type == "markdown":
+                assert cell.source.lstrip().startswith(notebooks.ANSWER_PREFIXES), (
+                    f"cell {i}: in Markdown, markers only wrap the text of an answer cell")
+                assert f"<!-- {notebooks.BEGIN} -->" in cell.source, (
+                    f"cell {i}: in Markdown, write the markers as HTML comments")
+            elif begins:
                 assert cell.source.index(notebooks.BEGIN) < cell.source.index(notebooks.END)
                 check = next((c for c in cells[i + 1:] if c.cell_type == "code"), None)
                 assert check is not None and "assert" in check.source, (

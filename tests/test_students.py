@@ -36,7 +36,7 @@ def test_student_version_hides_every_solution_and_runs(path):
     for i, cell in enumerate(teacher.cells):
         if cell.cell_type == "markdown" and cell.source.lstrip().startswith(
                 notebooks.ANSWER_PREFIXES):
-            assert student.cells[i].source == "YOUR ANSWER HERE", f"cell {i} keeps its answer"
+            assert "YOUR ANSWER HERE" in student.cells[i].source, f"cell {i} keeps its answer"
     inside, outside = _split_lines(teacher)
     leaked = sorted(line for line in inside - outside if line in text)
     assert not leaked, f"solution lines left in the student version: {leaked[:3]}"
