@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="the results file (default results/full.json)")
     results.add_argument("--readme", default="README.md", help="the README (default README.md)")
     results.set_defaults(func=_results)
-    sync = sub.add_parser("sync", help="write the setup cell and Colab badge into notebooks")
+    sync = sub.add_parser("sync", help="write the setup cell, badge and exercise metadata")
     sync.add_argument("--strip", action="store_true", help="also clear outputs")
     sync.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
     sync.set_defaults(func=_sync)
