@@ -161,7 +161,9 @@ def test_hypnogram_scrubber_draws_each_epoch():
         fig = plt.figure()
         plotting.draw_sleep_scrubber(fig, epoch, x, stages, frame, ctc_probs, freqs, spectra,
                                      ("EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"))
-        hyp, _, _, bars = fig.axes
+        hyp, _, spec, bars = fig.axes
+        for c in range(3):  # each channel's spectrum of the chosen epoch
+            np.testing.assert_array_equal(spec.lines[c].get_ydata(), spectra[epoch, c])
         assert f"epoch {epoch + 1} of {E}" in hyp.get_title()
         assert hyp.get_title().endswith(plotting.SLEEP_STAGES[stages[epoch]])
         marker = hyp.lines[-1].get_xdata()[0]

@@ -175,7 +175,10 @@ def test_mc_explorer_draws_the_passes_and_the_calibration_curve():
         x, yv = left.collections[0].get_offsets().T
         np.testing.assert_allclose(yv, p1[:passes, chunk])
         running = left.lines[0].get_ydata()
-        assert running[-1] == pytest.approx(p1[:passes, chunk].mean())
+        expected_running = np.cumsum(p1[:passes, chunk]) / np.arange(1, passes + 1)
+        np.testing.assert_allclose(running, expected_running)
+        spread = np.std(p1[:passes, chunk])
+        assert f"mean {p1[:passes, chunk].mean():.2f} ± {spread:.2f}" in left.get_title()
         expected = un.ece(samples[:passes].mean(0), labels)
         assert f"ECE {expected:.3f}" in right.get_title()
         plt.close(fig)
