@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import os
+import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 
@@ -158,6 +159,7 @@ class Explorer:
         import ipywidgets as w
         from IPython.utils.capture import capture_output
 
+        _enable_colab_widgets()
         out = w.Output()
 
         def refresh(_=None):
@@ -185,6 +187,16 @@ class Explorer:
         refresh()
         display(w.VBox([w.HBox(list(self.controls.values()),
                                layout=w.Layout(flex_flow="row wrap")), out]))
+
+
+def _enable_colab_widgets():
+    """On Colab, let its frontend render ipywidgets 8 (which installing labutils may bring):
+    Colab's own widget manager speaks ipywidgets 7, and this switches to the standard one.
+    Elsewhere (JupyterLab, Notebook 7, VS Code) it does nothing."""
+    if "google.colab" in sys.modules:
+        from google.colab import output
+
+        output.enable_custom_widget_manager()
 
 
 def figure_output(fig) -> dict:

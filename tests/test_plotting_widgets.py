@@ -243,3 +243,20 @@ def test_a_live_explorer_shows_a_failing_redraw_in_its_output(monkeypatch):
     assert pngs() == [] and "ValueError: freq 8 is too high" in out.outputs[0]["text"]
     ex.controls["freq"].value = 2
     assert len(pngs()) == 1
+
+
+def test_a_live_explorer_on_colab_switches_to_the_standard_widget_manager(monkeypatch):
+    """Colab renders ipywidgets 8 only after ``output.enable_custom_widget_manager()``;
+    elsewhere nothing Colab-specific is called."""
+    import sys
+    import types
+
+    calls = []
+    colab = types.ModuleType("google.colab")
+    colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: calls.append(1))
+    _live_explorer(monkeypatch, _sine_draw)
+    assert calls == []
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    _live_explorer(monkeypatch, _sine_draw)
+    assert calls == [1]
