@@ -172,13 +172,14 @@ def framewise_accuracy(logits: torch.Tensor, stages: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def night_log_probs(model: nn.Module, x, window: int, device=None) -> torch.Tensor:
+def night_log_probs(model: nn.Module, x, window: int | None, device=None) -> torch.Tensor:
     """Log-probabilities (E, K) for a whole night x (E, C, S), from consecutive
     non-overlapping windows of ``window`` epochs (the last one shorter), the length the
-    model was trained on."""
+    model was trained on, or with ``window=None`` from one pass over the whole night."""
     model.eval()
     device = device or next(model.parameters()).device
     x = torch.as_tensor(x, dtype=torch.float32)
+    window = window or len(x)
     return torch.cat([model(x[None, i:i + window].to(device))[0].log_softmax(-1).cpu()
                       for i in range(0, len(x), window)])
 

@@ -103,6 +103,9 @@ def test_night_log_probs_runs_window_by_window():
     with torch.no_grad():
         parts = [model(x[None, a:b])[0] for a, b in ((0, 3), (3, 6), (6, 7))]
     torch.testing.assert_close(out, torch.cat(parts).log_softmax(-1))
+    with torch.no_grad():  # window=None: one pass over the whole night
+        whole = model(x[None])[0].log_softmax(-1)
+    torch.testing.assert_close(sleep.night_log_probs(model, x, window=None), whole)
 
 
 def test_ctc_decoding_helpers():
