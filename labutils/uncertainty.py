@@ -197,8 +197,8 @@ def accept_probs(probs, accepted) -> np.ndarray:
     if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
         raise ValueError(f"accepted must be a non-empty list of class indices, got {accepted!r}")
     if idx.min() < 0 or idx.max() >= p.shape[-1] or len(set(idx.tolist())) != idx.size:
-        raise ValueError(f"accepted indices {idx.tolist()} must be distinct and in 0..{p.shape[-1] - 1} "
-                         f"(probabilities have {p.shape[-1]} classes)")
+        raise ValueError(f"accepted indices {idx.tolist()} must be distinct and in "
+                         f"0..{p.shape[-1] - 1} (probabilities have {p.shape[-1]} classes)")
     a = p[..., idx].sum(-1)
     return np.stack([1 - a, a], axis=-1)
 
