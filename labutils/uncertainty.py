@@ -199,7 +199,7 @@ def accept_probs(probs, accepted) -> np.ndarray:
     if idx.min() < 0 or idx.max() >= p.shape[-1] or len(set(idx.tolist())) != idx.size:
         raise ValueError(f"accepted indices {idx.tolist()} must be distinct and in "
                          f"0..{p.shape[-1] - 1} (probabilities have {p.shape[-1]} classes)")
-    a = p[..., idx].sum(-1)
+    a = np.clip(p[..., idx].sum(-1), 0.0, 1.0)  # float32 softmax sums may pass 1 by 1e-7
     return np.stack([1 - a, a], axis=-1)
 
 

@@ -214,3 +214,12 @@ def test_mc_explorer_draws_the_passes_and_the_calibration_curve():
         expected = un.ece(samples[:passes].mean(0), labels)
         assert f"ECE {expected:.3f}" in right.get_title()
         plt.close(fig)
+
+
+def test_accept_probs_of_a_float32_softmax_are_valid_probabilities():
+    """A float32 softmax over the accepted speakers can sum to 1 + 1e-7: the reject column
+    must not go negative (scores() would refuse it)."""
+    p = np.array([[0.5, 0.50000006, 0.0]], dtype=np.float32)
+    got = un.accept_probs(p, [0, 1])
+    assert got.min() >= 0 and np.allclose(got, [[0.0, 1.0]])
+    un.scores(got, [1])
