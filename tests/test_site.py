@@ -83,11 +83,14 @@ def test_every_page_renders_in_a_real_browser(browser, built_site, tmp_path):
     browser.get((built_site.parent / "00_start_here.html").as_uri())
     browser.set_script_timeout(30)
     typeset = browser.execute_async_script(
-        "const done = arguments[0];"
-        "if (!window.MathJax) { done(-1); return; }"
-        "MathJax.Hub.Queue(() => done(document.querySelectorAll('.MathJax, mjx-container')"
-        ".length));")
-    assert typeset > 0, "MathJax did not typeset the equations (is it in the site?)"
+        "const done = arguments[0]; const start = Date.now();"
+        "(function wait() {"  # MathJax.js may still be loading on a busy machine
+        "  if (window.MathJax && MathJax.Hub) {"
+        "    MathJax.Hub.Queue(() => done(document.querySelectorAll('.MathJax, mjx-container')"
+        "      .length)); return; }"
+        "  if (Date.now() - start > 25000) { done(-1); return; }"
+        "  setTimeout(wait, 100); })();")
+    assert typeset > 0, "MathJax did not load within 25 s or typeset nothing (is it in the site?)"
     browser.get(built_site.as_uri())
     shot = tmp_path / "site_index.png"
     browser.save_screenshot(str(shot))
