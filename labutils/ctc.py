@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -211,8 +212,8 @@ def _lattice_threads(log_probs, ext, skip, input_lengths, target_lengths):
     k = min(torch.get_num_threads(), N, N * S // _MIN_CELLS_PER_THREAD)
     if k < 2 or log_probs.device.type != "cpu":
         return _lattice(log_probs, ext, skip, input_lengths, target_lengths)
-    if _pool is None or _pool._max_workers < k:
-        _pool = ThreadPoolExecutor(k, thread_name_prefix="ctc")
+    if _pool is None:  # one pool for the process, as large as torch may ever ask
+        _pool = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ctc")
     parts = [torch.arange(i, N, k, device=ext.device) for i in range(k)]  # equal lengths
 
     def run(i):  # grad mode is per thread: the worker must turn it off itself
