@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -22,6 +24,7 @@ from torch import nn
 NEG_INF = float("-inf")
 _LOG2E = math.log2(math.e)
 _REDUCTIONS = ("none", "mean", "sum")
+_MIN_CELLS_PER_THREAD = 1024  # sequences x states below which a thread costs more than it saves
 
 
 # --------------------------------------------------------------------------- inputs
@@ -148,15 +151,17 @@ def _forward(em: torch.Tensor, skip: torch.Tensor, starts: dict | None = None
         paths[0] = NEG_INF
         paths[0, :, :2] = 0.0  # start in the first blank or the first label
     torch.add(paths[0], em[0], out=alpha[0, :, 2:])
+    # every frame's views made once, outside the loop: the loop then only runs kernels
+    stay, step, skip_from = (alpha[:, :, i:S + i].unbind(0) for i in (2, 1, 0))
+    path, emit = paths.unbind(0), em.unbind(0)
     skipped = em.new_empty((N, S))
     for t in range(1, T):
-        prev = alpha[t - 1]
-        torch.logaddexp(prev[:, 2:], prev[:, 1:-1], out=paths[t])   # stay, or step by one
-        torch.add(prev[:, :-2], skip, out=skipped)
-        torch.logaddexp(paths[t], skipped, out=paths[t])            # or skip a blank
+        torch.logaddexp(stay[t - 1], step[t - 1], out=path[t])    # stay, or step by one
+        torch.add(skip_from[t - 1], skip, out=skipped)
+        torch.logaddexp(path[t], skipped, out=path[t])            # or skip a blank
         if t in starts:  # some sequences start at this frame
-            torch.logaddexp(paths[t], starts[t], out=paths[t])
-        torch.add(paths[t], em[t], out=alpha[t, :, 2:])
+            torch.logaddexp(path[t], starts[t], out=path[t])
+        torch.add(path[t], emit[t], out=stay[t])
     return alpha[:, :, 2:], paths
 
 
@@ -189,6 +194,36 @@ def _lattice(log_probs, ext, skip, input_lengths, target_lengths):
         starts[frame] = start
     alpha, paths = _forward(em, torch.cat([skip, skip_back]), starts)
     return alpha[:, :N], paths[:, N:].flip((0, 2))
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _lattice_threads(log_probs, ext, skip, input_lengths, target_lengths):
+    """``_lattice`` with the batch split across ``torch.get_num_threads()`` Python threads.
+
+    Each step's kernels are too small for torch to spread over threads, but torch releases
+    the GIL inside them, so the recursions of different sequences can run side by side
+    (as torch's own CPU kernel does, one sequence per thread). One thread, a small batch
+    or a GPU tensor: the plain ``_lattice``.
+    """
+    global _pool
+    N, S = ext.shape
+    k = min(torch.get_num_threads(), N, N * S // _MIN_CELLS_PER_THREAD)
+    if k < 2 or log_probs.device.type != "cpu":
+        return _lattice(log_probs, ext, skip, input_lengths, target_lengths)
+    if _pool is None:  # one pool for the process, as large as torch may ever ask
+        _pool = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ctc")
+    parts = [torch.arange(i, N, k, device=ext.device) for i in range(k)]  # equal lengths
+
+    def run(i):  # grad mode is per thread: the worker must turn it off itself
+        with torch.no_grad():
+            return _lattice(log_probs[:, i], ext[i], skip[i], input_lengths[i], target_lengths[i])
+
+    done = list(_pool.map(run, parts))
+    order = torch.cat(parts).argsort()
+    return (torch.cat([a for a, _ in done], 1)[:, order],
+            torch.cat([b for _, b in done], 1)[:, order])
 
 
 def _emissions(log_probs, ext):
@@ -246,7 +281,8 @@ class _CTCFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, log_probs, ext, skip, input_lengths, target_lengths, zero_infinity):
         if ctx.needs_input_grad[0]:  # alpha and beta in one pass, for the gradient
-            alpha, beta = _lattice(log_probs, ext, skip, input_lengths, target_lengths)
+            alpha, beta = _lattice_threads(log_probs, ext, skip, input_lengths,
+                                           target_lengths)
         else:
             alpha, beta = _forward(_emissions(log_probs, ext), skip)[0], None
         nll = _nll(alpha, input_lengths, target_lengths)

@@ -370,6 +370,103 @@ def draw_beam_search(fig, beams, exact, beam_width, names=None):
                  f"{np.exp(score):.3f}; {verdict}", fontsize=9)
     return ax
 
+
+def draw_vowel_spectrum(fig, vowel, f0, *, freqs, spectra):
+    """Notebook 00's explorer: the mean spectrum ``spectra[vowel, f0]`` (F,) in dB at
+    ``freqs`` (F,) in Hz, with the vowel's formants (``audio.VOWEL_FORMANTS``) dashed."""
+    from labutils import audio
+
+    if (vowel, f0) not in spectra:
+        raise ValueError(f"no spectrum for vowel {vowel!r} at f0 = {f0} Hz: precompute it")
+    ax = fig.add_subplot()
+    ax.plot(freqs, spectra[vowel, f0], lw=0.8, color="C0")
+    for f in audio.VOWEL_FORMANTS[vowel]:
+        ax.axvline(f, color="C1", ls="--", lw=1)
+    ax.set(xlim=(0, 4000), xlabel="frequency (Hz)", ylabel="mean level (dB)",
+           title=f"vowel /{vowel}/ at f0 = {f0} Hz: harmonics under the formants (dashed)")
+    return ax
+
+
+def draw_gradient_norms(fig, rho, activation, input_scale, *, Q, W_hx, x, h0):
+    """Notebook 01's explorer: ``||dh_T/dh_{T-k}||_2`` for k = 0..T (``rnn.jacobian_norms``)
+    of the bias-free RNN with ``W_hh = rho Q``, on a log axis, beside ``rho^k``. ``Q``
+    (H, H) is orthogonal, so that the linear network's curve is exactly ``rho^k``;
+    ``W_hx`` (H, F); ``x`` (T, F) is the input drive, multiplied by ``input_scale``; ``h0``
+    (H,). ``activation`` is ``"tanh"`` or ``"identity"``. Returns the norms (T + 1,)."""
+    from labutils import rnn
+
+    if activation not in ("tanh", "identity"):
+        raise ValueError(f"activation must be 'tanh' or 'identity', got {activation!r}")
+    act = None if activation == "identity" else activation
+    norms = rnn.jacobian_norms(rho * Q, W_hx, input_scale * x, h0, act).numpy()
+    steps = np.arange(len(norms))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.semilogy(steps, norms, color="C0", label=f"{activation}, input x {input_scale:g}")
+    ax.semilogy(steps, rho**steps, color="0.4", ls=":", lw=1, label=r"$\rho^{T-t}$")
+    ax.set_ylim(1e-8, 1e8)
+    ax.set_xlabel("steps back, $T - t$")
+    ax.set_ylabel(r"$\Vert\partial h_T / \partial h_t\Vert_2$")
+    ax.set_title(rf"$\rho(W_{{hh}})$ = {rho:.2f}: the gradient from {len(norms) - 1} steps back "
+                 f"is {norms[-1]:.1e} times the last step's")
+    ax.legend(loc="upper left")
+    return norms
+
+
+def draw_wiener_explorer(fig, clean, noise, snr_db, taps, sr, label="noise") -> dict:
+    """Notebook 02's explorer. ``clean`` (C, N) speech clips and ``noise`` (C, N) noise of
+    unit power are mixed at ``snr_db`` (relative to each clip's speech power); the Wiener
+    FIR filter of ``taps`` taps (``conv.wiener_fir``) is fitted on the first C - 1 clips
+    and applied to the last. Draws the speech and noise spectra (Welch) under the filter's
+    response |H(f)|, and 50 ms of the held-out clip. Returns ``h`` (taps,), the held-out
+    ``noisy``, ``filtered`` and ``clean`` signals (N,), and ``gain_db``, their SNR gain."""
+    import scipy.signal
+    import torch
+
+    from labutils import audio, conv
+
+    clean = np.asarray(clean, dtype=np.float64)
+    noise = np.asarray(noise, dtype=np.float64)
+    if clean.ndim != 2 or clean.shape != noise.shape or len(clean) < 2:
+        raise ValueError(f"clean {clean.shape} and noise {noise.shape} must both be (C, N) "
+                         "with C >= 2 clips: C - 1 to fit the filter, one to test it")
+    speech_rms = np.sqrt((clean**2).mean(1, keepdims=True))
+    noisy = torch.from_numpy(clean + noise * speech_rms / 10 ** (snr_db / 20))
+    target = torch.from_numpy(clean)
+    h = conv.wiener_fir(noisy[:-1], target[:-1], taps)
+    out = conv.mimo_conv1d(noisy[-1:, None], h.view(-1, 1, 1))[0, 0]
+    gain = (audio.snr_db(target[-1], out) - audio.snr_db(target[-1], noisy[-1])).item()
+    ax, ax_t = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    nperseg = min(1024, clean.shape[1])
+    f, speech_psd = scipy.signal.welch(clean, fs=sr, nperseg=nperseg)
+    _, noise_psd = scipy.signal.welch(noisy.numpy() - clean, fs=sr, nperseg=nperseg)
+    ax.plot(f / 1e3, 10 * np.log10(speech_psd.mean(0)), color=color("clean"), label="speech")
+    ax.plot(f / 1e3, 10 * np.log10(noise_psd.mean(0)), color=color("noisy"), label="noise")
+    ax.set_xlabel("frequency (kHz)")
+    ax.set_ylabel("PSD (dB/Hz)")
+    response = ax.twinx()
+    f_resp = np.fft.rfftfreq(4096, 1 / sr)
+    response.plot(f_resp / 1e3, 20 * np.log10(np.abs(np.fft.rfft(h.numpy(), 4096)) + 1e-9),
+                  color=color("wiener"), label="Wiener |H(f)|")
+    response.set_ylim(-60, 10)
+    response.set_ylabel("|H(f)| (dB)")
+    response.grid(False)
+    ax.legend(loc="lower left", fontsize=8)
+    response.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"{label} at {snr_db:g} dB, {taps} taps: SNR gain {gain:+.2f} dB")
+    start = min(int(0.3 * sr), max(0, clean.shape[1] - int(0.05 * sr)))
+    span = slice(start, min(clean.shape[1], start + int(0.05 * sr)))
+    t_ms = 1e3 * np.arange(span.start, span.stop) / sr
+    ax_t.plot(t_ms, noisy[-1, span], color=color("noisy"), lw=0.8, label="noisy")
+    ax_t.plot(t_ms, out[span], color=color("wiener"), lw=0.8, label="filtered")
+    ax_t.plot(t_ms, clean[-1, span], color=color("clean"), lw=0.8, ls="--", label="clean")
+    ax_t.set_xlabel("time (ms)")
+    ax_t.set_title("50 ms of the held-out clip")
+    ax_t.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return {"h": h.numpy(), "noisy": noisy[-1].numpy(), "filtered": out.numpy(),
+            "clean": clean[-1], "gain_db": gain}
+
+
 # ------------------------------------------------------------- recurrent cell diagrams
 
 _GATE, _OP = (0.55, 0.32), 0.3  # box half-width/height, operation radius (data units)

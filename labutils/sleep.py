@@ -63,8 +63,9 @@ def normalize_night(x: np.ndarray) -> np.ndarray:
 class Windows(torch.utils.data.Dataset):
     """Windows of ``length`` consecutive epochs of each night, starting every ``stride``.
 
-    ``nights``: a list of (x (E, C, S), stages (E,)). Item i is (x (L, C, S) float32,
-    stages (L,) long). Windows never cross from one night into another.
+    ``nights``: a list of (x (E, ...), stages (E,)), x the raw epochs (E, C, S) or their
+    features (E, F). Item i is (x (L, ...) float32, stages (L,) long). Windows never cross
+    from one night into another.
     """
 
     def __init__(self, nights, length: int, stride: int):
@@ -97,17 +98,23 @@ def transitions(stages) -> int:
     return max(len(stage_sequence(stages)) - 1, 0)
 
 
-def ctc_batch(batch):
-    """A ``collate_fn`` for CTC: items (x, stages) -> (x (N, L, C, S), targets (N, S_max)
-    padded with the blank, target_lengths (N,)), the batches of ``ctc.ctc_step``. The
-    target of a window is its stage sequence, each stage k as label k + 1."""
-    x = torch.stack([item[0] for item in batch])
-    sequences = [[k + 1 for k in stage_sequence(item[1])] for item in batch]
+def ctc_targets(stages) -> tuple[torch.Tensor, torch.Tensor]:
+    """CTC targets of windows: stages (N, L) -> (targets (N, S_max) padded with the blank,
+    target_lengths (N,)). The target of a window is its stage sequence, each stage k as
+    label k + 1."""
+    sequences = [[k + 1 for k in stage_sequence(y)] for y in stages]
     lengths = torch.tensor([len(s) for s in sequences])
-    targets = torch.full((len(batch), int(lengths.max())), BLANK, dtype=torch.long)
+    targets = torch.full((len(sequences), int(lengths.max())), BLANK, dtype=torch.long)
     for i, s in enumerate(sequences):
         targets[i, :len(s)] = torch.tensor(s)
-    return x, targets, lengths
+    return targets, lengths
+
+
+def ctc_batch(batch):
+    """A ``collate_fn`` for CTC: items (x, stages) -> (x (N, L, C, S), targets (N, S_max),
+    target_lengths (N,)), the batches of ``ctc.ctc_step`` (targets as :func:`ctc_targets`)."""
+    x = torch.stack([item[0] for item in batch])
+    return (x, *ctc_targets([item[1] for item in batch]))
 
 
 # ------------------------------------------------------------------------ models
@@ -165,15 +172,92 @@ def framewise_accuracy(logits: torch.Tensor, stages: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def night_log_probs(model: nn.Module, x, window: int, device=None) -> torch.Tensor:
+def night_log_probs(model: nn.Module, x, window: int | None, device=None) -> torch.Tensor:
     """Log-probabilities (E, K) for a whole night x (E, C, S), from consecutive
     non-overlapping windows of ``window`` epochs (the last one shorter), the length the
-    model was trained on."""
+    model was trained on, or with ``window=None`` from one pass over the whole night."""
     model.eval()
     device = device or next(model.parameters()).device
     x = torch.as_tensor(x, dtype=torch.float32)
+    window = window or len(x)
     return torch.cat([model(x[None, i:i + window].to(device))[0].log_softmax(-1).cpu()
                       for i in range(0, len(x), window)])
+
+
+@torch.no_grad()
+def epoch_features(encoder: nn.Module, x, device=None, batch: int = 256) -> torch.Tensor:
+    """The features of every epoch of a night, x (E, C, S) -> (E, F), from a trained epoch
+    encoder in evaluation mode (frozen: computed once, without gradients)."""
+    encoder.eval()
+    device = device or next(encoder.parameters()).device
+    x = torch.as_tensor(x, dtype=torch.float32)
+    return torch.cat([encoder(x[i:i + batch].to(device)).cpu() for i in range(0, len(x), batch)])
+
+
+class JointStager(nn.Module):
+    """A one-layer BiLSTM over epoch features with two read-outs, for multi-task training
+    (CTC + cross-entropy): z (N, L, F) -> (stage logits (N, L, 5), CTC logits (N, L, 6),
+    blank first). Both read-outs share the BiLSTM, so the framewise loss keeps its states
+    aligned with the epochs while the CTC read-out learns to mark where stages begin."""
+
+    def __init__(self, features: int = 64, hidden: int = 64, dropout: float = 0.2):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, batch_first=True, bidirectional=True)
+        self.drop = nn.Dropout(dropout)
+        self.frame_head = nn.Linear(2 * hidden, N_STAGES)
+        self.ctc_head = ctc.he_init(nn.Linear(2 * hidden, N_STAGES + 1))
+
+    @classmethod
+    def from_stager(cls, stager: SleepStager) -> JointStager:
+        """A JointStager that starts from a trained framewise :class:`SleepStager`: its
+        BiLSTM and read-out are copied; the CTC read-out is new (He initialisation)."""
+        lstm, head = stager.lstm, stager.head
+        if head.out_features != N_STAGES:
+            raise ValueError(f"start from a framewise stager ({N_STAGES} classes), "
+                             f"not one with {head.out_features}")
+        model = cls(lstm.input_size, lstm.hidden_size, stager.drop.p)
+        model.lstm.load_state_dict(lstm.state_dict())
+        model.frame_head.load_state_dict(head.state_dict())
+        return model
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.drop(self.lstm(z)[0])
+        return self.frame_head(h), self.ctc_head(h)
+
+
+def joint_step(frame_weight: float, loss=ctc.ctc_loss):
+    """A ``step`` for ``lu.fit`` on batches (z (N, L, F), stages (N, L)) of a
+    :class:`JointStager`: the loss is (1 - w) L_CTC + w L_CE with w = ``frame_weight``
+    (L_CTC per target label, as ``ctc.ctc_loss``'s "mean"; L_CE per epoch). ``out`` and
+    ``target`` are those of ``ctc.ctc_step``, so ``ctc.greedy_cer`` works as a metric."""
+    if not 0.0 <= frame_weight <= 1.0:
+        raise ValueError(f"frame_weight must be in [0, 1], got {frame_weight}")
+
+    def step(model, batch):
+        z, stages = batch
+        frame_logits, ctc_logits = model(z)
+        targets, target_lengths = ctc_targets(stages.cpu())
+        targets, target_lengths = targets.to(z.device), target_lengths.to(z.device)
+        log_probs = ctc_logits.log_softmax(-1).transpose(0, 1)
+        input_lengths = torch.full((len(z),), log_probs.shape[0], dtype=torch.long,
+                                   device=z.device)
+        value = (1 - frame_weight) * loss(log_probs, targets, input_lengths, target_lengths,
+                                          blank=BLANK)
+        if frame_weight > 0:
+            value = value + frame_weight * framewise_loss(frame_logits, stages)
+        return value, (log_probs, input_lengths), (targets, target_lengths)
+
+    return step
+
+
+@torch.no_grad()
+def joint_night_log_probs(model: JointStager, z, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both read-outs of a :class:`JointStager` over a whole night of features z (E, F) in
+    one pass (no windows to stitch): (stage log-probabilities (E, 5), CTC (E, 6))."""
+    model.eval()
+    device = device or next(model.parameters()).device
+    frame, ctc_logits = model(torch.as_tensor(z, dtype=torch.float32)[None].to(device))
+    return frame[0].log_softmax(-1).cpu(), ctc_logits[0].log_softmax(-1).cpu()
 
 
 def ctc_stage_sequence(log_probs: torch.Tensor, blank_penalty: float = 0.0) -> list[int]:

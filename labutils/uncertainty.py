@@ -188,6 +188,34 @@ def mutual_information(samples) -> np.ndarray:
     return entropy(s.mean(0)) - entropy(s).mean(0)
 
 
+def accept_probs(probs, accepted) -> np.ndarray:
+    """Accept/reject probabilities from a posterior over known speakers: ``probs``
+    (..., K), ``accepted`` the indices of the accepted speakers among the K; returns
+    (..., 2) with column 0 ``1 - P(accept)`` and column 1 ``P(accept) = sum_{k in accepted}
+    p_k``."""
+    p, idx = np.asarray(probs, dtype=float), np.asarray(accepted)
+    if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
+        raise ValueError(f"accepted must be a non-empty list of class indices, got {accepted!r}")
+    if idx.min() < 0 or idx.max() >= p.shape[-1] or len(set(idx.tolist())) != idx.size:
+        raise ValueError(f"accepted indices {idx.tolist()} must be distinct and in "
+                         f"0..{p.shape[-1] - 1} (probabilities have {p.shape[-1]} classes)")
+    a = np.clip(p[..., idx].sum(-1), 0.0, 1.0)  # float32 softmax sums may pass 1 by 1e-7
+    return np.stack([1 - a, a], axis=-1)
+
+
+def detection_auroc(known, unknown) -> float:
+    """AUROC of a score for telling ``unknown`` inputs (positives) from ``known`` ones,
+    scores (N_known,) and (N_unknown,), higher meaning "more likely unknown": the chance
+    that a random unknown input scores above a random known one (ties count half;
+    scikit-learn's ``roc_auc_score``). 0.5 is chance; below it the score is backwards."""
+    from sklearn.metrics import roc_auc_score
+
+    k, u = np.ravel(known), np.ravel(unknown)
+    if not (len(k) and len(u)):
+        raise ValueError(f"need scores of both groups, got {len(k)} known and {len(u)} unknown")
+    return float(roc_auc_score(np.r_[np.zeros(len(k)), np.ones(len(u))], np.r_[k, u]))
+
+
 def scores(probs, labels, bins: int = 10) -> dict[str, float]:
     """Accuracy, NLL, Brier score, ECE and the AUROC of the predictive entropy for
     telling errors from correct predictions (scikit-learn's ``roc_auc_score``)."""

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import os
+import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -134,7 +138,11 @@ class Explorer:
             raise TypeError(f"unknown control(s) {sorted(unknown)}; the explorer has "
                             f"{sorted(self.controls)}")
         fig = plt.figure(figsize=self.figsize)
-        self.draw(fig, **{**self.values(), **values})
+        try:
+            self.draw(fig, **{**self.values(), **values})
+        except BaseException:
+            plt.close(fig)
+            raise
         return fig
 
     def _ipython_display_(self):
@@ -149,21 +157,56 @@ class Explorer:
             print(f"(In JupyterLab or Colab this figure has controls: {names}.)")
             return
         import ipywidgets as w
+        from IPython.utils.capture import capture_output
 
+        _enable_colab_widgets()
         out = w.Output()
 
         def refresh(_=None):
-            with out:
-                out.clear_output(wait=True)
-                fig = self.render()
-                display(fig)
-                plt.close(fig)
+            # The new outputs are set in one step, not captured with ``with out:``: a
+            # frontend still busy creating the Output widget would show captured ones in
+            # the cell instead.
+            try:
+                with capture_output() as shown:  # what draw itself displays (audio players)
+                    fig = self.render()
+            except Exception:  # show it where the figure was: a callback's error is hidden
+                out.outputs = ({"output_type": "stream", "name": "stderr",
+                                "text": traceback.format_exc()},)
+                return
+            outputs = [figure_output(fig)]
+            plt.close(fig)
+            outputs += [{"output_type": "display_data", "data": o.data, "metadata": o.metadata}
+                        for o in shown.outputs]
+            outputs += [{"output_type": "stream", "name": name, "text": text}
+                        for name, text in (("stdout", shown.stdout), ("stderr", shown.stderr))
+                        if text]
+            out.outputs = tuple(outputs)
 
         for control in self.controls.values():
             control.observe(refresh, names="value")
         refresh()
         display(w.VBox([w.HBox(list(self.controls.values()),
                                layout=w.Layout(flex_flow="row wrap")), out]))
+
+
+def _enable_colab_widgets():
+    """On Colab, let its frontend render ipywidgets 8 (which installing labutils may bring):
+    Colab's own widget manager speaks ipywidgets 7, and this switches to the standard one.
+    Elsewhere (JupyterLab, Notebook 7, VS Code) it does nothing."""
+    if "google.colab" in sys.modules:
+        from google.colab import output
+
+        output.enable_custom_widget_manager()
+
+
+def figure_output(fig) -> dict:
+    """A matplotlib figure as a notebook output (``display_data`` with a PNG), as the inline
+    backend shows it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight")
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+                     "text/plain": repr(fig)}}
 
 
 def explorer(draw: Callable, controls: Mapping, figsize=(8.0, 3.6)) -> Explorer:

@@ -481,3 +481,33 @@ def test_corpus_cer_agrees_with_torchmetrics():
 
     expected = float(text.char_error_rate(letters(hyps), letters(refs)))
     assert ctc.corpus_cer(refs, hyps) == pytest.approx(expected)
+
+
+def test_batch_split_across_threads_matches_torch(monkeypatch):
+    """With two torch threads a large batch is split between two Python threads: every
+    sequence (mixed input and target lengths, one impossible) still gets torch's value and
+    gradient, in the original order, and both threads really ran."""
+    import threading
+
+    seen = set()
+    lattice = ctc._lattice
+
+    def spy(*args):
+        seen.add(threading.current_thread().name)
+        return lattice(*args)
+
+    monkeypatch.setattr(ctc, "_lattice", spy)
+    g = torch.Generator().manual_seed(7)
+    T, N, C, S = 60, 41, 6, 25  # 41 sequences x 51 states: enough for two threads
+    logits = torch.randn(T, N, C, generator=g, dtype=torch.float64)
+    targets = torch.randint(1, C, (N, S), generator=g)
+    target_lengths = torch.randint(0, S + 1, (N,), generator=g)
+    input_lengths = torch.randint(1, T + 1, (N,), generator=g)
+    input_lengths[0], input_lengths[1], target_lengths[1] = T, 3, S  # the 2nd: impossible
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _assert_match(logits, targets, input_lengths, target_lengths, reduction="none")
+    finally:
+        torch.set_num_threads(threads)
+    assert len([name for name in seen if name.startswith("ctc")]) == 2, seen

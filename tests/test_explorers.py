@@ -1,13 +1,15 @@
-"""The draw functions of the explorers of notebooks 05 and 06, for a few control values."""
+"""The draw functions of the explorers of notebooks 00, 01, 02, 05 and 06, for a few control
+values (those of 03, 04, 07, 08 and 09 are tested with their topic modules)."""
 
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import scipy.signal
 import torch
 
-from labutils import ctc, plotting
+from labutils import audio, ctc, plotting
 
 
 @pytest.fixture(autouse=True)
@@ -72,3 +74,104 @@ def test_beam_explorer_reports_a_miss_and_a_hit():
     assert "missed" in narrow.get_title() and "the best labelling" in wide.get_title()
     scores = [bar.get_width() for bar in wide.patches[:len(beams[8][:8])]]
     np.testing.assert_allclose(scores, [math.exp(s) for _, s in beams[8][:8]])
+
+
+def test_vowel_explorer_draws_the_chosen_spectrum_under_its_formants():
+    freqs = np.linspace(0, 4000, 50)
+    spectra = {(v, f0): np.sin(freqs / (100 + f0)) + i for i, v in enumerate(["a", "i"])
+               for f0 in (100, 200)}
+    for vowel, f0 in [("a", 100), ("i", 200)]:
+        ax = plotting.draw_vowel_spectrum(plt.figure(), vowel, f0, freqs=freqs, spectra=spectra)
+        np.testing.assert_array_equal(ax.lines[0].get_ydata(), spectra[vowel, f0])
+        dashed = [line.get_xdata()[0] for line in ax.lines[1:]]
+        assert dashed == list(audio.VOWEL_FORMANTS[vowel])
+        assert f"/{vowel}/ at f0 = {f0} Hz" in ax.get_title()
+    with pytest.raises(ValueError, match="precompute"):
+        plotting.draw_vowel_spectrum(plt.figure(), "a", 150, freqs=freqs, spectra=spectra)
+
+
+def _rnn_inputs(H=6, T=12):
+    gen = torch.Generator().manual_seed(2)
+    Q, _ = torch.linalg.qr(torch.randn(H, H, generator=gen, dtype=torch.float64))
+    W_hx = torch.randn(H, 2, generator=gen, dtype=torch.float64)
+    x = torch.randn(T, 2, generator=gen, dtype=torch.float64)
+    h0 = 0.1 * torch.randn(H, generator=gen, dtype=torch.float64)
+    return {"Q": Q, "W_hx": W_hx, "x": x, "h0": h0}
+
+
+@pytest.mark.parametrize("rho", [0.7, 1.0, 1.3])
+def test_gradient_norm_explorer_linear_curve_is_rho_to_the_k(rho):
+    inputs = _rnn_inputs()
+    fig = plt.figure()
+    norms = plotting.draw_gradient_norms(fig, rho, "identity", 3.0, **inputs)
+    drawn = fig.axes[0].lines[0].get_ydata()
+    np.testing.assert_allclose(drawn, norms)
+    np.testing.assert_allclose(drawn, rho ** np.arange(13), rtol=1e-10)  # ||(rho Q)^k|| = rho^k
+    assert f"= {rho:.2f}: the gradient from 12 steps back" in fig.axes[0].get_title()
+
+
+@pytest.mark.parametrize("rho, input_scale", [(0.9, 1.0), (1.3, 0.5), (1.3, 8.0)])
+def test_gradient_norm_explorer_tanh_curve_is_the_jacobian_norm(rho, input_scale):
+    inputs = _rnn_inputs()
+    Q, W_hx, x, h0 = inputs["Q"], inputs["W_hx"], input_scale * inputs["x"], inputs["h0"]
+    fig = plt.figure()
+    plotting.draw_gradient_norms(fig, rho, "tanh", input_scale, **inputs)
+    drawn = fig.axes[0].lines[0].get_ydata()
+    T = len(x)
+    states = [h0]
+    for t in range(T):
+        states.append(torch.tanh(W_hx @ x[t] + rho * Q @ states[-1]))
+    for k in (0, 1, 5, T):  # autograd's dh_T / dh_{T-k}, with h_{T-k} the state after step T-k
+
+        def last(h, k=k):
+            for t in range(T - k, T):
+                h = torch.tanh(W_hx @ x[t] + rho * Q @ h)
+            return h
+
+        J = torch.autograd.functional.jacobian(last, states[T - k])
+        assert drawn[k] == pytest.approx(torch.linalg.matrix_norm(J, ord=2).item(), rel=1e-9)
+    with pytest.raises(ValueError, match="tanh"):
+        plotting.draw_gradient_norms(plt.figure(), rho, "relu", 1.0, **inputs)
+
+
+def _clips(C=3, N=2000):
+    rng = np.random.default_rng(4)
+    clean = scipy.signal.lfilter([1.0], [1.0, -0.9], rng.standard_normal((C, N)), axis=1)
+    noise = rng.standard_normal((C, N))
+    noise /= np.sqrt((noise**2).mean(1, keepdims=True))  # exactly unit power per clip
+    return clean, noise
+
+
+@pytest.mark.parametrize("snr_db, taps", [(0.0, 1), (5.0, 8), (-5.0, 20)])
+def test_wiener_explorer_response_and_gain_match_least_squares(snr_db, taps):
+    clean, noise = _clips()
+    sr = 8000
+    fig = plt.figure()
+    shown = plotting.draw_wiener_explorer(fig, clean, noise, snr_db, taps, sr, label="white noise")
+    # reference: least squares on the lagged noisy samples of the first two clips (numpy)
+    noisy = clean + noise * np.sqrt((clean**2).mean(1, keepdims=True)) / 10 ** (snr_db / 20)
+    rows = np.concatenate([np.stack([np.concatenate([np.zeros(k), c[:len(c) - k]])
+                                     for k in range(taps)], 1) for c in noisy[:-1]])
+    h = np.linalg.lstsq(rows, clean[:-1].reshape(-1), rcond=None)[0]
+    np.testing.assert_allclose(shown["h"], h, rtol=1e-6, atol=1e-9)
+    if taps == 1:  # a single gain: <x, y> / <x, x>
+        assert h[0] == pytest.approx((noisy[:-1] * clean[:-1]).sum() / (noisy[:-1] ** 2).sum())
+    out = scipy.signal.lfilter(h, [1.0], noisy[-1])
+    np.testing.assert_allclose(shown["filtered"], out, rtol=1e-6, atol=1e-9)
+    # the noisy clip's SNR is snr_db by construction; the gain is the filtered clip's SNR minus it
+    gain = 10 * np.log10((clean[-1] ** 2).sum() / ((clean[-1] - out) ** 2).sum()) - snr_db
+    assert shown["gain_db"] == pytest.approx(gain, abs=1e-6)
+    main = fig.axes[0]
+    assert main.get_title() == f"white noise at {snr_db:g} dB, {taps} taps: SNR gain {gain:+.2f} dB"
+    response = next(ax for ax in fig.axes if ax.get_ylabel() == "|H(f)| (dB)")
+    f_khz, level = response.lines[0].get_data()
+    _, H = scipy.signal.freqz(h, worN=1e3 * f_khz, fs=sr)
+    np.testing.assert_allclose(level, 20 * np.log10(np.abs(H) + 1e-9), atol=1e-6)
+
+
+def test_wiener_explorer_refuses_clips_it_cannot_split():
+    clean, noise = _clips()
+    with pytest.raises(ValueError, match="C - 1 to fit"):
+        plotting.draw_wiener_explorer(plt.figure(), clean[:1], noise[:1], 0.0, 4, 8000)
+    with pytest.raises(ValueError, match="must both be"):
+        plotting.draw_wiener_explorer(plt.figure(), clean, noise[:, :100], 0.0, 4, 8000)

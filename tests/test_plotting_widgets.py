@@ -192,3 +192,71 @@ def test_series_colours_are_one_per_model():
     assert lu.plotting.color("GRU") == lu.plotting.COLORS["gru"]
     with pytest.raises(KeyError, match="no series colour"):
         lu.plotting.color("perceptron")
+
+
+def _live_explorer(monkeypatch, draw):
+    """Display an explorer as a live kernel would; returns its controls and its output."""
+    import base64
+
+    import ipywidgets as w
+
+    monkeypatch.setattr(lu.widgets, "static_mode", lambda: False)
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
+    ex = lu.explorer(draw, {"freq": (1, 10, 1, 3), "shape": ["sine", "square"]})
+    ex._ipython_display_()
+    (box,) = shown
+    controls, out = box.children
+    assert isinstance(out, w.Output) and list(controls.children) == list(ex.controls.values())
+
+    def pngs():
+        return [base64.b64decode(o["data"]["image/png"]) for o in out.outputs
+                if "image/png" in o.get("data", {})]
+
+    return ex, out, pngs
+
+
+def test_a_live_explorer_sets_its_figure_into_its_output_and_redraws(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    ex, out, pngs = _live_explorer(monkeypatch, _sine_draw)
+    first = pngs()
+    assert len(first) == 1 and first[0][:8] == b"\x89PNG\r\n\x1a\n"
+    ex.controls["freq"].value = 7
+    second = pngs()
+    assert len(second) == 1 and second != first
+    reference = ex.render(freq=7)   # the same drawing, as the notebook's own figure would be
+    assert lu.widgets.figure_output(reference)["data"]["image/png"] == \
+        out.outputs[0]["data"]["image/png"]
+    plt.close(reference)
+    assert not plt.get_fignums()    # every drawing was closed
+
+
+def test_a_live_explorer_shows_a_failing_redraw_in_its_output(monkeypatch):
+    def draw(fig, freq, shape):
+        if freq > 5:
+            raise ValueError(f"freq {freq} is too high")
+        _sine_draw(fig, freq, shape)
+
+    ex, out, pngs = _live_explorer(monkeypatch, draw)
+    ex.controls["freq"].value = 8
+    assert pngs() == [] and "ValueError: freq 8 is too high" in out.outputs[0]["text"]
+    ex.controls["freq"].value = 2
+    assert len(pngs()) == 1
+
+
+def test_a_live_explorer_on_colab_switches_to_the_standard_widget_manager(monkeypatch):
+    """Colab renders ipywidgets 8 only after ``output.enable_custom_widget_manager()``;
+    elsewhere nothing Colab-specific is called."""
+    import sys
+    import types
+
+    calls = []
+    colab = types.ModuleType("google.colab")
+    colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: calls.append(1))
+    _live_explorer(monkeypatch, _sine_draw)
+    assert calls == []
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    _live_explorer(monkeypatch, _sine_draw)
+    assert calls == [1]

@@ -2,7 +2,6 @@
 
 import json
 import pathlib
-import shutil
 
 import nbformat
 import pytest
@@ -54,25 +53,6 @@ def test_site_needs_a_run(tmp_path):
         site.build(tmp_path / "nothing", tmp_path / "site")
 
 
-def _browser():
-    """A headless Chromium driven by Selenium, or a skip that says what is missing."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("no Chromium here: install Debian's chromium and chromium-driver "
-                    "(as .ci/run does) to run the browser test")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1200,1400"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(driver), options=options)
-
-
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory):
     """The site of a real quick-mode batch run of notebook 00."""
@@ -82,41 +62,40 @@ def built_site(tmp_path_factory):
     return site.build(run, tmp_path_factory.mktemp("site") / "site")
 
 
-def test_every_page_renders_in_a_real_browser(built_site, tmp_path):
-    browser = _browser()
-    try:
-        pages = sorted(built_site.parent.glob("*.html"))
-        assert len(pages) >= 2
-        for page in pages:
-            browser.get(page.as_uri())
-            broken = browser.execute_script(
-                "return Array.from(document.images)"
-                ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80))")
-            assert not broken, f"{page.name}: broken images {broken}"
-            links = browser.execute_script(
-                "return Array.from(document.links).map(a => a.href)"
-                ".filter(h => h.startsWith('file:'))")
-            missing = [h for h in links if not pathlib.Path(h[7:].split("#")[0]).exists()]
-            assert not missing, f"{page.name}: links to missing files {missing}"
-            text = browser.find_element("tag name", "body").text
-            for bad in ("Traceback (most recent call last)", "Error displaying widget",
-                        "Math Processing Error"):
-                assert bad not in text, f"{page.name} shows {bad!r}"
-        browser.get((built_site.parent / "00_start_here.html").as_uri())
-        browser.set_script_timeout(30)
-        typeset = browser.execute_async_script(
-            "const done = arguments[0];"
-            "if (!window.MathJax) { done(-1); return; }"
-            "MathJax.Hub.Queue(() => done(document.querySelectorAll('.MathJax, mjx-container')"
-            ".length));")
-        assert typeset > 0, "MathJax did not typeset the equations (is it in the site?)"
-        browser.get(built_site.as_uri())
-        shot = tmp_path / "site_index.png"
-        browser.save_screenshot(str(shot))
-        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        print(f"screenshot of the index page: {shot}")
-    finally:
-        browser.quit()
+def test_every_page_renders_in_a_real_browser(browser, built_site, tmp_path):
+    pages = sorted(built_site.parent.glob("*.html"))
+    assert len(pages) >= 2
+    for page in pages:
+        browser.get(page.as_uri())
+        broken = browser.execute_script(
+            "return Array.from(document.images)"
+            ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80))")
+        assert not broken, f"{page.name}: broken images {broken}"
+        links = browser.execute_script(
+            "return Array.from(document.links).map(a => a.href)"
+            ".filter(h => h.startsWith('file:'))")
+        missing = [h for h in links if not pathlib.Path(h[7:].split("#")[0]).exists()]
+        assert not missing, f"{page.name}: links to missing files {missing}"
+        text = browser.find_element("tag name", "body").text
+        for bad in ("Traceback (most recent call last)", "Error displaying widget",
+                    "Math Processing Error"):
+            assert bad not in text, f"{page.name} shows {bad!r}"
+    browser.get((built_site.parent / "00_start_here.html").as_uri())
+    browser.set_script_timeout(30)
+    typeset = browser.execute_async_script(
+        "const done = arguments[0]; const start = Date.now();"
+        "(function wait() {"  # MathJax.js may still be loading on a busy machine
+        "  if (window.MathJax && MathJax.Hub) {"
+        "    MathJax.Hub.Queue(() => done(document.querySelectorAll('.MathJax, mjx-container')"
+        "      .length)); return; }"
+        "  if (Date.now() - start > 25000) { done(-1); return; }"
+        "  setTimeout(wait, 100); })();")
+    assert typeset > 0, "MathJax did not load within 25 s or typeset nothing (is it in the site?)"
+    browser.get(built_site.as_uri())
+    shot = tmp_path / "site_index.png"
+    browser.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    print(f"screenshot of the index page: {shot}")
 
 
 def test_relative_links_point_at_pages_figures_or_the_repository():

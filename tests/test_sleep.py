@@ -103,6 +103,9 @@ def test_night_log_probs_runs_window_by_window():
     with torch.no_grad():
         parts = [model(x[None, a:b])[0] for a, b in ((0, 3), (3, 6), (6, 7))]
     torch.testing.assert_close(out, torch.cat(parts).log_softmax(-1))
+    with torch.no_grad():  # window=None: one pass over the whole night
+        whole = model(x[None])[0].log_softmax(-1)
+    torch.testing.assert_close(sleep.night_log_probs(model, x, window=None), whole)
 
 
 def test_ctc_decoding_helpers():
@@ -161,7 +164,9 @@ def test_hypnogram_scrubber_draws_each_epoch():
         fig = plt.figure()
         plotting.draw_sleep_scrubber(fig, epoch, x, stages, frame, ctc_probs, freqs, spectra,
                                      ("EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"))
-        hyp, _, _, bars = fig.axes
+        hyp, _, spec, bars = fig.axes
+        for c in range(3):  # each channel's spectrum of the chosen epoch
+            np.testing.assert_array_equal(spec.lines[c].get_ydata(), spectra[epoch, c])
         assert f"epoch {epoch + 1} of {E}" in hyp.get_title()
         assert hyp.get_title().endswith(plotting.SLEEP_STAGES[stages[epoch]])
         marker = hyp.lines[-1].get_xdata()[0]
@@ -170,3 +175,44 @@ def test_hypnogram_scrubber_draws_each_epoch():
         np.testing.assert_allclose(heights[:5], frame[epoch])
         np.testing.assert_allclose(heights[5:], ctc_probs[epoch, 1:])
         plt.close(fig)
+
+
+def test_ctc_targets_hand_case():
+    targets, lengths = sleep.ctc_targets(torch.tensor([[2, 2, 3, 2, 2], [0, 0, 0, 0, 0]]))
+    assert targets.tolist() == [[3, 4, 3], [1, 0, 0]] and lengths.tolist() == [3, 1]
+
+
+def test_joint_stager_starts_from_the_framewise_model():
+    torch.manual_seed(2)
+    stager = sleep.SleepStager(5, width=8, features=16, hidden=8).eval()
+    x = torch.randn(9, 3, 3000)
+    z = sleep.epoch_features(stager.encoder, x, batch=4)  # three batches, stitched
+    with torch.no_grad():
+        torch.testing.assert_close(z, stager.encoder(x), rtol=1e-5, atol=1e-6)
+        expected = stager(x[None])[0].log_softmax(-1)
+    joint = sleep.JointStager.from_stager(stager)
+    frame, ctc_lp = sleep.joint_night_log_probs(joint, z)
+    torch.testing.assert_close(frame, expected, rtol=1e-5, atol=1e-5)
+    assert ctc_lp.shape == (9, 6)
+    torch.testing.assert_close(ctc_lp.exp().sum(-1), torch.ones(9))
+    with pytest.raises(ValueError, match="framewise stager"):
+        sleep.JointStager.from_stager(sleep.SleepStager(6, width=8, features=16, hidden=8))
+
+
+def test_joint_step_mixes_ctc_and_cross_entropy_as_torch_does():
+    torch.manual_seed(3)
+    model = sleep.JointStager(features=4, hidden=5).eval()
+    z = torch.randn(2, 7, 4)
+    stages = torch.tensor([[0, 0, 1, 2, 2, 2, 4], [3, 3, 3, 3, 3, 3, 3]])
+    loss, (log_probs, input_lengths), (targets, lengths) = sleep.joint_step(0.3)(model, (z, stages))
+    frame, ctc_logits = model(z)
+    lp = ctc_logits.log_softmax(-1).transpose(0, 1)
+    tg = torch.tensor([[1, 2, 3, 5], [4, 0, 0, 0]])
+    reference = (0.7 * torch.nn.functional.ctc_loss(lp, tg, torch.tensor([7, 7]),
+                                                    torch.tensor([4, 1]))
+                 + 0.3 * torch.nn.functional.cross_entropy(frame.permute(0, 2, 1), stages))
+    torch.testing.assert_close(loss, reference)
+    assert targets.tolist() == tg.tolist() and lengths.tolist() == [4, 1]
+    assert input_lengths.tolist() == [7, 7] and log_probs.shape == (7, 2, 6)
+    with pytest.raises(ValueError, match="frame_weight"):
+        sleep.joint_step(1.5)

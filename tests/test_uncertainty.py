@@ -60,6 +60,38 @@ def test_entropy_and_mutual_information_hand_values():
     assert un.mutual_information(split)[0] == pytest.approx(np.log(2))
 
 
+def test_mutual_information_of_three_class_passes_by_hand():
+    # passes (0.5, 0.5, 0) and (0.5, 0, 0.5): mean (0.5, 0.25, 0.25) has entropy 1.5 ln 2,
+    # each pass ln 2, so the disagreement is 0.5 ln 2
+    passes = np.array([[[0.5, 0.5, 0.0]], [[0.5, 0.0, 0.5]]])
+    assert un.entropy(passes.mean(0))[0] == pytest.approx(1.5 * np.log(2))
+    assert un.mutual_information(passes)[0] == pytest.approx(0.5 * np.log(2))
+
+
+def test_accept_probs_sums_the_accepted_classes():
+    p = np.array([[0.1, 0.2, 0.3, 0.4], [0.7, 0.1, 0.1, 0.1]])
+    got = un.accept_probs(p, [1, 3])
+    assert np.allclose(got, [[0.4, 0.6], [0.8, 0.2]])
+    samples = np.stack([p, p[::-1]])  # (S, N, K) keeps its leading axes
+    assert np.allclose(un.accept_probs(samples, [0]), [[[0.9, 0.1], [0.3, 0.7]],
+                                                       [[0.3, 0.7], [0.9, 0.1]]])
+    for bad in ([], [4], [1, 1], [0.5]):
+        with pytest.raises(ValueError, match="accepted"):
+            un.accept_probs(p, bad)
+
+
+def test_detection_auroc_counts_pairs_and_matches_scikit_learn():
+    known, unknown = np.array([0.1, 0.4, 0.35]), np.array([0.8, 0.35])
+    # pairs (unknown above known): 0.8 beats all 3; 0.35 beats 0.1, ties 0.35, loses to 0.4
+    assert un.detection_auroc(known, unknown) == pytest.approx((3 + 1 + 0.5) / 6)
+    rng = np.random.default_rng(5)
+    k, u = rng.normal(size=50), rng.normal(0.7, size=30)
+    assert un.detection_auroc(k, u) == pytest.approx(roc_auc_score(np.r_[np.zeros(50), np.ones(30)],
+                                                                   np.r_[k, u]))
+    with pytest.raises(ValueError, match="both groups"):
+        un.detection_auroc(k, [])
+
+
 def test_scores_reject_bad_input():
     with pytest.raises(ValueError, match="sum to 1"):
         un.nll(np.array([[2.0, 1.0]]), [0])
@@ -175,7 +207,19 @@ def test_mc_explorer_draws_the_passes_and_the_calibration_curve():
         x, yv = left.collections[0].get_offsets().T
         np.testing.assert_allclose(yv, p1[:passes, chunk])
         running = left.lines[0].get_ydata()
-        assert running[-1] == pytest.approx(p1[:passes, chunk].mean())
+        expected_running = np.cumsum(p1[:passes, chunk]) / np.arange(1, passes + 1)
+        np.testing.assert_allclose(running, expected_running)
+        spread = np.std(p1[:passes, chunk])
+        assert f"mean {p1[:passes, chunk].mean():.2f} ± {spread:.2f}" in left.get_title()
         expected = un.ece(samples[:passes].mean(0), labels)
         assert f"ECE {expected:.3f}" in right.get_title()
         plt.close(fig)
+
+
+def test_accept_probs_of_a_float32_softmax_are_valid_probabilities():
+    """A float32 softmax over the accepted speakers can sum to 1 + 1e-7: the reject column
+    must not go negative (scores() would refuse it)."""
+    p = np.array([[0.5, 0.50000006, 0.0]], dtype=np.float32)
+    got = un.accept_probs(p, [0, 1])
+    assert got.min() >= 0 and np.allclose(got, [[0.0, 1.0]])
+    un.scores(got, [1])
