@@ -498,7 +498,7 @@ def test_batch_split_across_threads_matches_torch(monkeypatch):
 
     monkeypatch.setattr(ctc, "_lattice", spy)
     g = torch.Generator().manual_seed(7)
-    T, N, C, S = 60, 41, 6, 25  # 41 sequences x 51 states: enough for two threads
+    T, N, C, S = 40, 120, 6, 40  # 120 sequences x 81 states: enough for two threads
     logits = torch.randn(T, N, C, generator=g, dtype=torch.float64)
     targets = torch.randint(1, C, (N, S), generator=g)
     target_lengths = torch.randint(0, S + 1, (N,), generator=g)
