@@ -100,13 +100,13 @@ def _prepare(log_probs, targets, input_lengths, target_lengths, blank):
         raise ValueError(f"input_lengths must be at most T={T}, got {input_lengths.tolist()}")
     padded = _padded_targets(targets, target_lengths)
     inside = torch.arange(padded.shape[1], device=device) < target_lengths[:, None]
-    used = padded[inside]
-    if used.numel() and (int(used.min()) < 0 or int(used.max()) >= C):
-        raise ValueError(f"target labels must lie in [0, {C}), got {used.min()}..{used.max()}")
-    if bool((used == blank).any()):
+    padded = torch.where(inside, padded, blank)
+    if bool(((padded < 0) | (padded >= C) | ((padded == blank) & inside)).any()):  # one check
+        used = padded[inside]  # for the message
+        if int(used.min()) < 0 or int(used.max()) >= C:
+            raise ValueError(f"target labels must lie in [0, {C}), got {used.min()}..{used.max()}")
         raise ValueError(f"a target contains the blank label {blank}; targets hold only "
                          "real labels (pad after the target length instead)")
-    padded = torch.where(inside, padded, blank)
     return log_probs, padded, input_lengths, target_lengths, batched
 
 
@@ -244,7 +244,8 @@ def _nll(alpha, input_lengths, target_lengths) -> torch.Tensor:
     """-log p(l | x) (N,): alpha at each sequence's last frame, in its last blank or its
     last label."""
     T, N, S = alpha.shape
-    last = alpha[(input_lengths - 1).clamp(min=0), torch.arange(N, device=alpha.device)]
+    frame = (input_lengths - 1).clamp(min=0)
+    last = alpha.gather(0, frame[None, :, None].expand(1, N, S))[0]  # (N, S'): each one's last
     end = (2 * target_lengths)[:, None]
     logp = torch.logaddexp(last.gather(1, end), last.gather(1, (end - 1).clamp(min=0)))
     logp = torch.where(target_lengths[:, None] == 0, last[:, :1], logp)[:, 0]
