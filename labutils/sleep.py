@@ -98,6 +98,32 @@ def transitions(stages) -> int:
     return max(len(stage_sequence(stages)) - 1, 0)
 
 
+def bout_lengths(stages) -> np.ndarray:
+    """The length in epochs of the bout (run of one stage) each epoch belongs to:
+    hypnogram (E,) -> (E,); [2, 2, 3, 2, 2, 2] -> [2, 2, 1, 3, 3, 3]."""
+    y = np.asarray(stages)
+    if y.ndim != 1:
+        raise ValueError(f"a hypnogram is one stage per epoch, shape (E,), got {y.shape}")
+    runs = [len(list(g)) for _, g in itertools.groupby(y.tolist())]
+    return np.repeat(runs, runs).astype(np.int64)
+
+
+def merge_short_bouts(stages, max_length: int) -> np.ndarray:
+    """The hypnogram (E,) with every bout of at most ``max_length`` epochs given the stage
+    of the epoch before it (the first epoch keeps its own): what a scorer blind to
+    excursions of that length would write. [2, 2, 3, 2, 2, 0, 1, 1] with 1 -> [2, 2, 2,
+    2, 2, 2, 1, 1]."""
+    out = np.array(stages, copy=True)
+    if out.ndim != 1 or max_length < 0:
+        raise ValueError(f"need a hypnogram (E,) and max_length >= 0, "
+                         f"got {out.shape} and {max_length}")
+    lengths = bout_lengths(out)
+    for t in range(1, len(out)):
+        if lengths[t] <= max_length:
+            out[t] = out[t - 1]
+    return out
+
+
 def ctc_targets(stages) -> tuple[torch.Tensor, torch.Tensor]:
     """CTC targets of windows: stages (N, L) -> (targets (N, S_max) padded with the blank,
     target_lengths (N,)). The target of a window is its stage sequence, each stage k as

@@ -216,6 +216,27 @@ def detection_auroc(known, unknown) -> float:
     return float(roc_auc_score(np.r_[np.zeros(len(k)), np.ones(len(u))], np.r_[k, u]))
 
 
+def pooled(scores, recording, n: int) -> np.ndarray:
+    """Scores of ``n`` consecutive chunks of one recording averaged: a decision made on a
+    longer stretch of speech. ``scores`` (N,) in the chunks' order within each recording,
+    ``recording`` (N,) which recording each chunk is from; every run of ``n`` consecutive
+    chunks of a recording (sliding by one chunk) gives one mean: (M,). Recordings with
+    fewer than ``n`` chunks give none."""
+    s, r = np.asarray(scores, dtype=float), np.asarray(recording)
+    if s.ndim != 1 or s.shape != r.shape:
+        raise ValueError(f"scores and recording must both be (N,), got {s.shape} and {r.shape}")
+    if n < 1:
+        raise ValueError(f"n must be at least 1 chunk, got {n}")
+    starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+    if len(set(r[starts].tolist())) != len(starts):
+        raise ValueError("the chunks of each recording must be consecutive in scores")
+    out = [np.convolve(part, np.ones(n) / n, mode="valid")
+           for part in np.split(s, starts[1:]) if len(part) >= n]
+    if not out:
+        raise ValueError(f"no recording has {n} chunks; use a smaller n")
+    return np.concatenate(out)
+
+
 def scores(probs, labels, bins: int = 10) -> dict[str, float]:
     """Accuracy, NLL, Brier score, ECE and the AUROC of the predictive entropy for
     telling errors from correct predictions (scikit-learn's ``roc_auc_score``)."""

@@ -64,6 +64,22 @@ def test_stage_sequence_and_transitions():
     assert sleep.transitions([1, 1, 1]) == 0 and sleep.transitions([]) == 0
 
 
+def test_bout_lengths_and_merging_short_bouts_by_hand():
+    y = np.array([2, 2, 3, 2, 2, 0, 1, 1])
+    assert sleep.bout_lengths(y).tolist() == [2, 2, 1, 2, 2, 1, 2, 2]
+    assert sleep.bout_lengths([4]).tolist() == [1]
+    # the 1-epoch N3 and W bouts take the stage before them; the 2-epoch bouts stay
+    assert sleep.merge_short_bouts(y, 1).tolist() == [2, 2, 2, 2, 2, 2, 1, 1]
+    # with 2, the first bout stays (no epoch before it), the last one takes N2 from the merged W
+    assert sleep.merge_short_bouts(y, 2).tolist() == [2, 2, 2, 2, 2, 2, 2, 2]
+    assert sleep.merge_short_bouts(y, 0).tolist() == y.tolist()
+    assert y.tolist() == [2, 2, 3, 2, 2, 0, 1, 1]  # the input is left alone
+    with pytest.raises(ValueError, match=r"\(E,\)"):
+        sleep.bout_lengths(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="max_length >= 0"):
+        sleep.merge_short_bouts(y, -1)
+
+
 def test_ctc_batch_targets_are_shifted_stage_sequences():
     items = [(torch.zeros(5, 1, 3), torch.tensor([0, 0, 2, 2, 4])),
              (torch.ones(5, 1, 3), torch.tensor([3, 3, 3, 3, 3]))]

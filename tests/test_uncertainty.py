@@ -92,6 +92,21 @@ def test_detection_auroc_counts_pairs_and_matches_scikit_learn():
         un.detection_auroc(k, [])
 
 
+def test_pooled_averages_runs_of_consecutive_chunks_within_each_recording():
+    scores = np.array([1.0, 2.0, 3.0, 4.0, 10.0, 20.0, 5.0])
+    recording = np.array(["a", "a", "a", "a", "b", "b", "c"])
+    # runs of 2: a -> (1.5, 2.5, 3.5), b -> (15,), c has one chunk: none
+    assert un.pooled(scores, recording, 2) == pytest.approx([1.5, 2.5, 3.5, 15.0])
+    assert un.pooled(scores, recording, 1) == pytest.approx(scores)
+    assert un.pooled(scores, recording, 4) == pytest.approx([2.5])
+    with pytest.raises(ValueError, match="no recording has 5"):
+        un.pooled(scores, recording, 5)
+    with pytest.raises(ValueError, match="consecutive"):
+        un.pooled(scores, np.array(["a", "b", "a", "a", "b", "b", "c"]), 2)
+    with pytest.raises(ValueError, match="at least 1"):
+        un.pooled(scores, recording, 0)
+
+
 def test_scores_reject_bad_input():
     with pytest.raises(ValueError, match="sum to 1"):
         un.nll(np.array([[2.0, 1.0]]), [0])
