@@ -54,6 +54,7 @@ COLORS = {
     "ctc": "#ff7f0e",
     "pretrained": "#2ca02c",
     "random_init": "#7f7f7f",
+    "paper_codebook": "#393b79",
     "log_mel": "#8c564b",
     "spectral_subtraction": "#bcbd22",
     "stft_cnn": "#e377c2",

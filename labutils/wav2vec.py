@@ -370,15 +370,18 @@ def pretraining_loss(model: Wav2Vec2, wave, mask, n_negatives: int = 100,
                      generator=None) -> dict:
     """L = L_m + alpha L_d + feature_penalty * mean(features^2) for one batch, with L_m
     averaged over the masked frames. wave (B, N), mask (B, T). Returns a dict of the
-    scalar tensors ``loss``, ``contrastive``, ``diversity``, ``penalty``, ``accuracy``
-    and ``perplexity`` (over the masked frames)."""
+    scalar tensors ``loss``, ``contrastive``, ``diversity``, ``penalty``, ``accuracy``,
+    ``perplexity`` and ``confidence`` (the quantizer's largest softmax probability, averaged
+    over the masked frames and the groups: 1 / V for a flat softmax, 1 for a sure choice)."""
     out = model(wave, mask)
     negatives = sample_negatives(mask.cpu(), n_negatives, generator).to(wave.device)
     logits = contrastive_logits(out["c"], out["q"], negatives, mask, kappa)
     l_m, accuracy = contrastive_loss(logits)
-    perplexity = codebook_perplexity(out["quantized"].probs, mask)
+    probs = out["quantized"].probs
+    perplexity = codebook_perplexity(probs, mask)
     l_d = diversity_loss(perplexity, model.quantizer.groups, model.quantizer.entries)
     penalty = out["features"].float().pow(2).mean()
     loss = l_m + alpha * l_d + feature_penalty * penalty
     return {"loss": loss, "contrastive": l_m.detach(), "diversity": l_d.detach(),
-            "penalty": penalty.detach(), "accuracy": accuracy, "perplexity": perplexity.detach()}
+            "penalty": penalty.detach(), "accuracy": accuracy, "perplexity": perplexity.detach(),
+            "confidence": probs[mask].amax(-1).mean().detach()}

@@ -292,6 +292,28 @@ def test_pretraining_loss_terms_and_gradients():
     assert model.encoder.conv[0].weight.grad.abs().sum() > 0
 
 
+def test_quantizer_confidence_from_flat_to_sure():
+    torch.manual_seed(0)
+    model = w2v.Wav2Vec2(channels=8, d_model=16, n_heads=2, n_layers=1, d_ff=32, final_dim=8,
+                         entries=6)
+    wave = torch.randn(3, 4000)
+    t = w2v.n_frames(4000)
+    mask = w2v.span_mask(torch.full((3,), t), t, 0.065, 3, min_spans=2)
+    with torch.no_grad():
+        model.quantizer.proj.weight.zero_()       # equal logits: a flat softmax, 1 / V
+        model.quantizer.proj.bias.zero_()
+    out = w2v.pretraining_loss(model, wave, mask, n_negatives=5)
+    assert abs(out["confidence"].item() - 1 / 6) < 1e-6
+    with torch.no_grad():                         # entry 2 of each group far ahead: sure
+        model.quantizer.proj.bias.view(2, 6)[:, 2] = 50.0
+    out = w2v.pretraining_loss(model, wave, mask, n_negatives=5)
+    assert abs(out["confidence"].item() - 1.0) < 1e-6
+    with torch.no_grad():                         # two entries tied ahead: exactly one half
+        model.quantizer.proj.bias.view(2, 6)[:, 4] = 50.0
+    out = w2v.pretraining_loss(model, wave, mask, n_negatives=5)
+    assert abs(out["confidence"].item() - 0.5) < 1e-6
+
+
 # ------------------------------------------------------------------------ data
 
 
