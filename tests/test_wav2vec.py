@@ -276,13 +276,18 @@ def test_context_ignores_padding_and_uses_the_mask_embedding():
     torch.testing.assert_close(model.context(feats, mask), model.context(other, mask))
 
 
-def test_pretraining_loss_terms_and_gradients():
+def _tiny_pretraining_batch():
+    """A tiny wav2vec 2.0 (2 groups of 6 entries), 3 random waves of 4000 samples, a mask."""
     torch.manual_seed(0)
     model = w2v.Wav2Vec2(channels=8, d_model=16, n_heads=2, n_layers=1, d_ff=32, final_dim=8,
                          entries=6)
-    wave = torch.randn(3, 4000)
     t = w2v.n_frames(4000)
-    mask = w2v.span_mask(torch.full((3,), t), t, 0.065, 3, min_spans=2)
+    return model, torch.randn(3, 4000), w2v.span_mask(torch.full((3,), t), t, 0.065, 3,
+                                                      min_spans=2)
+
+
+def test_pretraining_loss_terms_and_gradients():
+    model, wave, mask = _tiny_pretraining_batch()
     out = w2v.pretraining_loss(model, wave, mask, n_negatives=5, alpha=0.1, feature_penalty=10.0)
     terms = out["contrastive"] + 0.1 * out["diversity"] + 10.0 * out["penalty"]
     torch.testing.assert_close(out["loss"].detach(), terms)
@@ -293,12 +298,7 @@ def test_pretraining_loss_terms_and_gradients():
 
 
 def test_quantizer_confidence_from_flat_to_sure():
-    torch.manual_seed(0)
-    model = w2v.Wav2Vec2(channels=8, d_model=16, n_heads=2, n_layers=1, d_ff=32, final_dim=8,
-                         entries=6)
-    wave = torch.randn(3, 4000)
-    t = w2v.n_frames(4000)
-    mask = w2v.span_mask(torch.full((3,), t), t, 0.065, 3, min_spans=2)
+    model, wave, mask = _tiny_pretraining_batch()
     with torch.no_grad():
         model.quantizer.proj.weight.zero_()       # equal logits: a flat softmax, 1 / V
         model.quantizer.proj.bias.zero_()
