@@ -11,11 +11,11 @@ classes (blank included), ``S`` the longest target, ``S' = 2 S + 1`` extended st
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
-import os
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -24,9 +24,8 @@ from torch import nn
 NEG_INF = float("-inf")
 _LOG2E = math.log2(math.e)
 _REDUCTIONS = ("none", "mean", "sum")
-# sequences x states per thread below which a thread costs more than it saves (on 2 cores the
-# split slowed N x S' = 32 x 81 down and sped 64 x 301 up)
-_MIN_CELLS_PER_THREAD = 4096
+_SCRATCH_MAX = 2**22  # elements kept per scratch buffer (16 MiB in float32)
+_scratch_buffers = threading.local()
 
 
 # --------------------------------------------------------------------------- inputs
@@ -132,39 +131,101 @@ def _skips(ext: torch.Tensor, blank: int) -> torch.Tensor:
 # --------------------------------------------------------------- forward and backward
 
 
-def _forward(em: torch.Tensor, skip: torch.Tensor, starts: dict | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The alpha recursion in log space over emissions ``em`` (T, N, S') = log y_t(l'_s)
-    and the additive skip mask (N, S') (0 where s - 2 -> s is allowed, -inf elsewhere).
+def _forward(emit: torch.Tensor, skip: torch.Tensor, starts: dict | None = None
+             ) -> torch.Tensor:
+    """The alpha recursion in log space; returns ``paths`` (T, N, S'+2).
 
-    Paths start at frame 0 in state 0 or 1, unless ``starts`` maps frames to (N, S')
-    tensors that are 0 (log 1) where paths start at that frame and -inf elsewhere.
-    Returns ``(alpha, paths)``, each (T, N, S'): ``alpha[t]`` includes frame t's
-    emission, ``paths[t]`` sums over the predecessors before it (``alpha = paths + em``).
+    ``emit`` (T, N, S'+2): log y_t(l'_s) for state s in column s + 2, behind two columns of
+    -inf that stand for the states -2 and -1 (see :func:`_padded_emissions`); ``skip``
+    (N, S'): 0 where s - 2 -> s is allowed, -inf elsewhere. Paths start at frame 0 in
+    state 0 or 1, unless ``starts`` maps frames to (N, S') tensors that are 0 (log 1) where
+    paths start at that frame and -inf elsewhere. ``paths[t]`` sums over the predecessors
+    of each state before frame t's emission: log alpha_t = paths[t] + emit[t].
+
+    The batch is one long row: sequence after sequence, each behind its two -inf columns,
+    so that the states s, s - 1 and s - 2 of every sequence are three contiguous slices of
+    the previous frame's row, shifted by 0, 1 and 2 (two to three times faster than the
+    strided slices of a (N, S'+2) row); the padding columns stay -inf because their
+    emission is. Only two rows of alpha are kept, the previous frame's and the current one.
     """
-    T, N, S = em.shape
-    alpha = em.new_empty((T, N, S + 2))
-    alpha[:, :, :2] = NEG_INF  # two -inf columns stand for the states s - 1, s - 2 < 0
-    paths = em.new_empty((T, N, S))
-    starts = dict(starts or {})
+    T, N, W = emit.shape
+    n = N * W
+    paths = _scratch("paths", emit.shape, emit)
+    starts = {t: _pad(start) for t, start in (starts or {}).items()}
     if 0 in starts:
         paths[0] = starts.pop(0)
     else:
-        paths[0] = NEG_INF
-        paths[0, :, :2] = 0.0  # start in the first blank or the first label
-    torch.add(paths[0], em[0], out=alpha[0, :, 2:])
-    # every frame's views made once, outside the loop: the loop then only runs kernels
-    stay, step, skip_from = (alpha[:, :, i:S + i].unbind(0) for i in (2, 1, 0))
-    path, emit = paths.unbind(0), em.unbind(0)
-    skipped = em.new_empty((N, S))
-    for t in range(1, T):
-        torch.logaddexp(stay[t - 1], step[t - 1], out=path[t])    # stay, or step by one
-        torch.add(skip_from[t - 1], skip, out=skipped)
-        torch.logaddexp(path[t], skipped, out=path[t])            # or skip a blank
-        if t in starts:  # some sequences start at this frame
-            torch.logaddexp(path[t], starts[t], out=path[t])
-        torch.add(path[t], emit[t], out=stay[t])
-    return alpha[:, :, 2:], paths
+        paths[0].fill_(NEG_INF)
+        paths[0, :, 2:4] = 0.0  # start in the first blank or the first label
+    alpha = emit.new_empty((2, n))  # alpha of frames t - 1 and t, in turn
+    alpha[1, :2] = NEG_INF  # the first sequence's padding; the others' comes from emit
+    torch.add(paths[0].view(n), emit[0].view(n), out=alpha[0])
+    # every slice made once, outside the loop: the loop then only runs kernels
+    prev = [(row[2:], row[1:-1], row[:-2]) for row in alpha]  # states s, s - 1, s - 2
+    path, em = paths.view(T, n)[:, 2:].unbind(0), emit.view(T, n)[:, 2:].unbind(0)
+    mask = _pad(skip).view(n)[2:]
+    starts = {t: start.view(n)[2:] for t, start in starts.items()}
+    skipped = torch.empty_like(mask)
+    with _no_subnormals():
+        for t in range(1, T):
+            stay, step, skip_from = prev[(t - 1) % 2]
+            torch.logaddexp(stay, step, out=path[t])              # stay, or step by one
+            torch.add(skip_from, mask, out=skipped)
+            torch.logaddexp(path[t], skipped, out=path[t])        # or skip a blank
+            if t in starts:  # some sequences start at this frame
+                torch.logaddexp(path[t], starts[t], out=path[t])
+            torch.add(path[t], em[t], out=prev[t % 2][0])         # times y_t(l'_s)
+    return paths
+
+
+@contextlib.contextmanager
+def _no_subnormals():
+    """Flush subnormal numbers to zero in this thread's CPU arithmetic, then restore.
+
+    logaddexp(a, b) = max + log1p(exp(-|a - b|)), and exp of -87 to -104 (float32) is a
+    subnormal number, which x86 CPUs compute about ten times slower; in a CTC lattice such
+    gaps between states are common. Flushed to zero, the sum changes by less than 1e-37 of
+    the max, below float32's resolution. torch has no getter for the mode: a probe reads it.
+    """
+    was = float(torch.tensor(1e-39, dtype=torch.float32)) == 0.0
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(was)
+
+
+def _pad(x: torch.Tensor) -> torch.Tensor:
+    """(..., S') -> (..., S'+2): two columns of -inf in front."""
+    out = x.new_full((*x.shape[:-1], x.shape[-1] + 2), NEG_INF)
+    out[..., 2:] = x
+    return out
+
+
+def _padded_emissions(log_probs, ext):
+    """log y_t(l'_s) for every frame and state, behind two -inf columns: (T, N, S'+2),
+    in scratch memory. ``ext`` (N, S'); a -inf class appended to ``log_probs`` fills the
+    padding."""
+    T, N, C = log_probs.shape
+    padded = torch.cat([log_probs, log_probs.new_full((T, N, 1), NEG_INF)], 2)
+    index = torch.cat([ext.new_full((ext.shape[0], 2), C), ext], 1)
+    emit = _scratch("emit", (T, *index.shape), log_probs)
+    return torch.gather(padded, 2, index[None].expand(T, *index.shape), out=emit)
+
+
+def _scratch(name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor of ``shape`` for values that die with the call, carved from a
+    buffer this thread keeps under ``name`` (CPU, up to ``_SCRATCH_MAX`` elements; larger or
+    GPU tensors are allocated as usual). Fresh memory costs the operating system a page
+    fault per 4 KiB on first touch: at the lab's size, a fifth of the loss's time."""
+    numel = math.prod(shape)
+    if like.device.type != "cpu" or numel > _SCRATCH_MAX:
+        return like.new_empty(shape)
+    buffer = getattr(_scratch_buffers, name, None)
+    if buffer is None or buffer.dtype != like.dtype or buffer.numel() < numel:
+        buffer = like.new_empty(numel)
+        setattr(_scratch_buffers, name, buffer)
+    return buffer[:numel].view(shape)
 
 
 def _lattice(log_probs, ext, skip, input_lengths, target_lengths):
@@ -175,62 +236,31 @@ def _lattice(log_probs, ext, skip, input_lengths, target_lengths):
     the same transitions reversed. Flipping time and states (frame T - 1 - t, state
     S' - 1 - s) turns it into an alpha recursion, so the flipped sequences are stacked under
     the others and every step's kernels serve both; beta is their ``paths`` flipped back.
+    alpha is a view of scratch memory (see :func:`_scratch`): the next call overwrites it.
     """
     T, N, S = log_probs.shape[0], *ext.shape
-    em = log_probs.new_empty((T, 2 * N, S))
-    torch.gather(log_probs, 2, ext[None].expand(T, N, S), out=em[:, :N])
-    em[:, N:] = em[:, :N].flip((0, 2))
+    both = log_probs.new_empty((T, 2 * N, log_probs.shape[2]))
+    both[:, :N] = log_probs
+    both[:, N:] = log_probs.flip(0)
+    emit = _padded_emissions(both, torch.cat([ext, ext.flip(1)]))
     skip_back = torch.full_like(skip, NEG_INF)  # u - 2 -> u is allowed iff s -> s + 2 was
     skip_back[:, 2:] = skip.flip(1)[:, :-2]
     # flipped, sequence n starts at frame T - T_n in its last blank and its last label
     states = torch.arange(S, device=ext.device)
     last = (S - 1) - 2 * target_lengths[:, None]
     first = (states == last) | ((states == last + 1) & (target_lengths[:, None] > 0))
-    first = torch.where(first, 0.0, NEG_INF).to(em.dtype)
+    first = torch.where(first, 0.0, NEG_INF).to(emit.dtype)
     starts = {}
     for frame in sorted({0, *(T - input_lengths).tolist()} - {T}):
-        start = em.new_full((2 * N, S), NEG_INF)
+        start = emit.new_full((2 * N, S), NEG_INF)
         if frame == 0:
             start[:N, :2] = 0.0
         start[N:] = torch.where((T - input_lengths == frame)[:, None], first, NEG_INF)
         starts[frame] = start
-    alpha, paths = _forward(em, torch.cat([skip, skip_back]), starts)
-    return alpha[:, :N], paths[:, N:].flip((0, 2))
-
-
-_pool: ThreadPoolExecutor | None = None
-
-
-def _lattice_threads(log_probs, ext, skip, input_lengths, target_lengths):
-    """``_lattice`` with the batch split across ``torch.get_num_threads()`` Python threads.
-
-    Each step's kernels are too small for torch to spread over threads, but torch releases
-    the GIL inside them, so the recursions of different sequences can run side by side
-    (as torch's own CPU kernel does, one sequence per thread). One thread, a small batch
-    or a GPU tensor: the plain ``_lattice``.
-    """
-    global _pool
-    N, S = ext.shape
-    k = min(torch.get_num_threads(), N, N * S // _MIN_CELLS_PER_THREAD)
-    if k < 2 or log_probs.device.type != "cpu":
-        return _lattice(log_probs, ext, skip, input_lengths, target_lengths)
-    if _pool is None:  # one pool for the process, as large as torch may ever ask
-        _pool = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ctc")
-    parts = [torch.arange(i, N, k, device=ext.device) for i in range(k)]  # equal lengths
-
-    def run(i):  # grad mode is per thread: the worker must turn it off itself
-        with torch.no_grad():
-            return _lattice(log_probs[:, i], ext[i], skip[i], input_lengths[i], target_lengths[i])
-
-    done = list(_pool.map(run, parts))
-    order = torch.cat(parts).argsort()
-    return (torch.cat([a for a, _ in done], 1)[:, order],
-            torch.cat([b for _, b in done], 1)[:, order])
-
-
-def _emissions(log_probs, ext):
-    """log y_t(l'_s) for every frame and state: (T, N, S')."""
-    return log_probs.gather(2, ext[None].expand(log_probs.shape[0], *ext.shape))
+    paths = _forward(emit, torch.cat([skip, skip_back]), starts)
+    alpha = _scratch("alpha", (T, N, S + 2), emit)
+    torch.add(paths[:, :N], emit[:, :N], out=alpha)
+    return alpha[:, :, 2:], paths[:, N:, 2:].flip((0, 2))
 
 
 def _exp(x: torch.Tensor) -> torch.Tensor:
@@ -272,6 +302,7 @@ def ctc_alpha_beta(log_probs, targets, input_lengths, target_lengths, blank: int
         ext, skip = extend_targets(padded, blank)
         alpha, beta = _lattice(log_probs, ext, _skip_mask(skip, log_probs.dtype),
                                input_lengths, target_lengths)
+        alpha = alpha.clone()  # out of the scratch memory
         nll = _nll(alpha, input_lengths, target_lengths)
     if not batched:
         return alpha[:, 0], beta[:, 0], nll[0]
@@ -283,28 +314,30 @@ class _CTCFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, log_probs, ext, skip, input_lengths, target_lengths, zero_infinity):
-        if ctx.needs_input_grad[0]:  # alpha and beta in one pass, for the gradient
-            alpha, beta = _lattice_threads(log_probs, ext, skip, input_lengths,
-                                           target_lengths)
-        else:
-            alpha, beta = _forward(_emissions(log_probs, ext), skip)[0], None
+        if not ctx.needs_input_grad[0]:  # alpha alone
+            emit = _padded_emissions(log_probs, ext)
+            alpha = torch.add(_forward(emit, skip), emit, out=_scratch("alpha", emit.shape, emit))
+            return _nll(alpha[:, :, 2:], input_lengths, target_lengths)
+        alpha, beta = _lattice(log_probs, ext, skip, input_lengths, target_lengths)
         nll = _nll(alpha, input_lengths, target_lengths)
-        ctx.save_for_backward(log_probs, ext, alpha, beta, nll, input_lengths)
+        # gamma_t(s) = alpha_t(s) beta_t(s) / p(l | x): the probability of state s at t;
+        # torch's convention: the gradient w.r.t. the logits under a log_softmax,
+        # softmax minus the occupation of each class (its states' gammas summed). Formed
+        # here, while alpha and beta are at hand, for backward to scale.
+        with _no_subnormals():
+            gamma = _exp(alpha.add_(beta).add_(nll[:, None]))
+            grad = _exp(log_probs.clone()).scatter_add_(2, ext[None].expand_as(gamma),
+                                                        gamma.neg_())
+        ctx.save_for_backward(grad, nll, input_lengths)
         ctx.zero_infinity = zero_infinity
         return nll
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_nll):
-        log_probs, ext, alpha, beta, nll, input_lengths = ctx.saved_tensors
-        T = log_probs.shape[0]
-        # gamma_t(s) = alpha_t(s) beta_t(s) / p(l | x): the probability of state s at t;
-        # torch's convention: the gradient w.r.t. the logits under a log_softmax,
-        # softmax minus the occupation of each class (its states' gammas summed)
-        gamma = _exp((alpha + beta).add_(nll[:, None]))
-        grad = _exp(log_probs.clone()).scatter_add_(2, ext[None].expand_as(gamma),
-                                                    gamma.neg_())
-        grad.mul_(grad_nll[:, None])
+        grad, nll, input_lengths = ctx.saved_tensors
+        grad = grad * grad_nll[:, None]
+        T = grad.shape[0]
         inside = torch.arange(T, device=grad.device)[:, None] < input_lengths  # (T, N)
         if input_lengths.numel() and int(input_lengths.min()) < T:
             grad.masked_fill_(~inside[:, :, None], 0.0)  # frames past a sequence's end

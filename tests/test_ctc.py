@@ -483,31 +483,60 @@ def test_corpus_cer_agrees_with_torchmetrics():
     assert ctc.corpus_cer(refs, hyps) == pytest.approx(expected)
 
 
-def test_batch_split_across_threads_matches_torch(monkeypatch):
-    """With two torch threads a large batch is split between two Python threads: every
-    sequence (mixed input and target lengths, one impossible) still gets torch's value and
-    gradient, in the original order, and both threads really ran."""
-    import threading
-
-    seen = set()
-    lattice = ctc._lattice
-
-    def spy(*args):
-        seen.add(threading.current_thread().name)
-        return lattice(*args)
-
-    monkeypatch.setattr(ctc, "_lattice", spy)
+def test_large_mixed_batch_matches_torch():
+    """A large batch in one recursion (mixed input and target lengths, one impossible):
+    every sequence gets torch's value and gradient, in the original order."""
     g = torch.Generator().manual_seed(7)
-    T, N, C, S = 40, 120, 6, 40  # 120 sequences x 81 states: enough for two threads
+    T, N, C, S = 40, 120, 6, 40  # 120 sequences x 81 states
     logits = torch.randn(T, N, C, generator=g, dtype=torch.float64)
     targets = torch.randint(1, C, (N, S), generator=g)
     target_lengths = torch.randint(0, S + 1, (N,), generator=g)
     input_lengths = torch.randint(1, T + 1, (N,), generator=g)
     input_lengths[0], input_lengths[1], target_lengths[1] = T, 3, S  # the 2nd: impossible
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+    _assert_match(logits, targets, input_lengths, target_lengths, reduction="none")
+
+
+def test_scratch_memory_is_not_shared_between_losses():
+    """The recursion's buffers are reused from call to call: two losses of the same shape,
+    both computed before either backward, still get their own gradients (torch's), and a
+    lattice returned for plotting is not overwritten by the next call."""
+    g = torch.Generator().manual_seed(3)
+    T, N, C, S = 30, 4, 5, 6
+    first, second = (torch.randn(T, N, C, generator=g).log_softmax(-1).requires_grad_()
+                     for _ in range(2))
+    targets = torch.randint(1, C, (N, S), generator=g)
+    lengths = (torch.full((N,), T), torch.full((N,), S))
+    losses = [ctc.ctc_loss(x, targets, *lengths) for x in (first, second)]
+    alpha = ctc.ctc_alpha_beta(first.detach(), targets, *lengths)[0]
+    expected = alpha.clone()
+    ctc.ctc_alpha_beta(second.detach(), targets, *lengths)
+    torch.testing.assert_close(alpha, expected, rtol=0, atol=0)
+    (losses[0] + 2 * losses[1]).backward()
+    for x, weight, loss in zip((first, second), (1, 2), losses, strict=True):
+        y = x.detach().requires_grad_()
+        reference = F.ctc_loss(y, targets, *lengths)
+        (weight * reference).backward()
+        torch.testing.assert_close(loss, reference)
+        torch.testing.assert_close(x.grad, y.grad)
+
+
+@pytest.mark.parametrize("flushing", [False, True])
+def test_peaky_float32_outputs_match_torch_and_the_subnormal_mode_is_restored(flushing):
+    """Confident (peaky) float32 outputs put states 87 to 104 nats apart, where exp gives
+    subnormal numbers, which the recursion flushes to zero: values and gradients stay as
+    close to torch's float64 result as float32 allows (losses near 1800 nats), and the
+    caller's flush mode is left as it was."""
+    g = torch.Generator().manual_seed(11)
+    T, N, C, S = 120, 6, 8, 15
+    logits = 20 * torch.randn(T, N, C, generator=g)
+    targets = torch.randint(1, C, (N, S), generator=g)
+    lengths = (torch.full((N,), T), torch.full((N,), S))
+    torch.set_flush_denormal(flushing)
     try:
-        _assert_match(logits, targets, input_lengths, target_lengths, reduction="none")
+        (ours, g_ours), _ = _both(logits, targets, *lengths, reduction="none")
+        assert (float(torch.tensor(1e-39, dtype=torch.float32)) == 0.0) == flushing
     finally:
-        torch.set_num_threads(threads)
-    assert len([name for name in seen if name.startswith("ctc")]) == 2, seen
+        torch.set_flush_denormal(False)
+    _, (ref, g_ref) = _both(logits.double(), targets, *lengths, reduction="none")
+    torch.testing.assert_close(ours.double(), ref, rtol=1e-6, atol=0)
+    torch.testing.assert_close(g_ours.double(), g_ref, rtol=0, atol=2e-3)
