@@ -183,7 +183,7 @@ def _no_subnormals():
     """Flush subnormal numbers to zero in this thread's CPU arithmetic, then restore.
 
     logaddexp(a, b) = max + log1p(exp(-|a - b|)), and exp of -87 to -104 (float32) is a
-    subnormal number, which x86 CPUs compute about ten times slower; in a CTC lattice such
+    subnormal number, which x86 CPUs compute seven to nine times slower; in a CTC lattice such
     gaps between states are common. Flushed to zero, the sum changes by less than 1e-37 of
     the max, below float32's resolution. torch has no getter for the mode: a probe reads it.
     """
