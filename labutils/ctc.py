@@ -131,40 +131,33 @@ def _skips(ext: torch.Tensor, blank: int) -> torch.Tensor:
 # --------------------------------------------------------------- forward and backward
 
 
-def _forward(emit: torch.Tensor, skip: torch.Tensor, starts: dict | None = None
-             ) -> torch.Tensor:
-    """The alpha recursion in log space; returns ``paths`` (T, N, S'+2).
+def _forward(emit: torch.Tensor, mask: torch.Tensor, starts: dict) -> torch.Tensor:
+    """The alpha recursion in log space along the long row of :func:`_lattice`.
 
-    ``emit`` (T, N, S'+2): log y_t(l'_s) for state s in column s + 2, behind two columns of
-    -inf that stand for the states -2 and -1 (see :func:`_padded_emissions`); ``skip``
-    (N, S'): 0 where s - 2 -> s is allowed, -inf elsewhere. Paths start at frame 0 in
-    state 0 or 1, unless ``starts`` maps frames to (N, S') tensors that are 0 (log 1) where
-    paths start at that frame and -inf elsewhere. ``paths[t]`` sums over the predecessors
-    of each state before frame t's emission: log alpha_t = paths[t] + emit[t].
+    ``emit`` (T, L): log y_t of each position's label, -inf in the padding; ``mask`` (L,): 0
+    where the position may be entered from two positions back (a skip), -inf elsewhere;
+    ``starts`` maps frames to (L,) tensors, 0 (log 1) where paths start at that frame, -inf
+    elsewhere (frame 0 must be among them). Returns ``paths`` (T, L), the sum over the
+    predecessors of each position before frame t's emission: log alpha_t = paths[t] + emit[t].
+    Positions 0 and 1 are the first sequence's padding and stay -inf.
 
-    The batch is one long row: sequence after sequence, each behind its two -inf columns,
-    so that the states s, s - 1 and s - 2 of every sequence are three contiguous slices of
-    the previous frame's row, shifted by 0, 1 and 2 (two to three times faster than the
-    strided slices of a (N, S'+2) row); the padding columns stay -inf because their
-    emission is. Only two rows of alpha are kept, the previous frame's and the current one.
+    Shifting the row by 0, 1 and 2 positions gives every state s its candidates s, s - 1 and
+    s - 2 at once, as contiguous slices (two to three times faster than strided ones). Only
+    two rows of alpha are kept, the previous frame's and the current one.
     """
-    T, N, W = emit.shape
-    n = N * W
+    T, n = emit.shape
     paths = _scratch("paths", emit.shape, emit)
-    starts = {t: _pad(start) for t, start in (starts or {}).items()}
-    if 0 in starts:
-        paths[0] = starts.pop(0)
-    else:
-        paths[0].fill_(NEG_INF)
-        paths[0, :, 2:4] = 0.0  # start in the first blank or the first label
+    paths[:, :2].fill_(NEG_INF)
+    starts = dict(starts)
+    paths[0] = starts.pop(0)
     alpha = emit.new_empty((2, n))  # alpha of frames t - 1 and t, in turn
     alpha[1, :2] = NEG_INF  # the first sequence's padding; the others' comes from emit
-    torch.add(paths[0].view(n), emit[0].view(n), out=alpha[0])
+    torch.add(paths[0], emit[0], out=alpha[0])
     # every slice made once, outside the loop: the loop then only runs kernels
     prev = [(row[2:], row[1:-1], row[:-2]) for row in alpha]  # states s, s - 1, s - 2
-    path, em = paths.view(T, n)[:, 2:].unbind(0), emit.view(T, n)[:, 2:].unbind(0)
-    mask = _pad(skip).view(n)[2:]
-    starts = {t: start.view(n)[2:] for t, start in starts.items()}
+    path, em = paths[:, 2:].unbind(0), emit[:, 2:].unbind(0)
+    mask = mask[2:]
+    starts = {t: start[2:] for t, start in starts.items()}
     skipped = torch.empty_like(mask)
     with _no_subnormals():
         for t in range(1, T):
@@ -195,24 +188,6 @@ def _no_subnormals():
         torch.set_flush_denormal(was)
 
 
-def _pad(x: torch.Tensor) -> torch.Tensor:
-    """(..., S') -> (..., S'+2): two columns of -inf in front."""
-    out = x.new_full((*x.shape[:-1], x.shape[-1] + 2), NEG_INF)
-    out[..., 2:] = x
-    return out
-
-
-def _padded_emissions(log_probs, ext):
-    """log y_t(l'_s) for every frame and state, behind two -inf columns: (T, N, S'+2),
-    in scratch memory. ``ext`` (N, S'); a -inf class appended to ``log_probs`` fills the
-    padding."""
-    T, N, C = log_probs.shape
-    padded = torch.cat([log_probs, log_probs.new_full((T, N, 1), NEG_INF)], 2)
-    index = torch.cat([ext.new_full((ext.shape[0], 2), C), ext], 1)
-    emit = _scratch("emit", (T, *index.shape), log_probs)
-    return torch.gather(padded, 2, index[None].expand(T, *index.shape), out=emit)
-
-
 def _scratch(name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
     """An uninitialised tensor of ``shape`` for values that die with the call, carved from a
     buffer this thread keeps under ``name`` (CPU, up to ``_SCRATCH_MAX`` elements; larger or
@@ -228,39 +203,66 @@ def _scratch(name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
     return buffer[:numel].view(shape)
 
 
-def _lattice(log_probs, ext, skip, input_lengths, target_lengths):
-    """log alpha and log beta (T, N, S') from ONE recursion over 2N sequences.
+def _lattice(log_probs, ext, skip, input_lengths, target_lengths, backward: bool = True):
+    """log alpha and (with ``backward``) log beta, each (T, N, S'), from ONE recursion.
 
+    The batch is laid out as one long row: sequence after sequence, each behind two -inf
+    columns (the states -2 and -1) and only as long as its own S'_n = 2 |l_n| + 1 states.
     beta_t(s), the probability of the frames after t given state s at t, obeys the alpha
     recursion run backwards: from frame T_n - 1 down, out of the last two states, through
     the same transitions reversed. Flipping time and states (frame T - 1 - t, state
-    S' - 1 - s) turns it into an alpha recursion, so the flipped sequences are stacked under
-    the others and every step's kernels serve both; beta is their ``paths`` flipped back.
-    alpha is a view of scratch memory (see :func:`_scratch`): the next call overwrites it.
+    S'_n - 1 - s) turns it into an alpha recursion, so the flipped sequences follow the
+    others in the row and every step's kernels serve both; beta is their ``paths`` flipped
+    back. Both results are views of scratch memory (see :func:`_scratch`).
     """
-    T, N, S = log_probs.shape[0], *ext.shape
-    both = log_probs.new_empty((T, 2 * N, log_probs.shape[2]))
-    both[:, :N] = log_probs
-    both[:, N:] = log_probs.flip(0)
-    emit = _padded_emissions(both, torch.cat([ext, ext.flip(1)]))
-    skip_back = torch.full_like(skip, NEG_INF)  # u - 2 -> u is allowed iff s -> s + 2 was
-    skip_back[:, 2:] = skip.flip(1)[:, :-2]
-    # flipped, sequence n starts at frame T - T_n in its last blank and its last label
-    states = torch.arange(S, device=ext.device)
-    last = (S - 1) - 2 * target_lengths[:, None]
-    first = (states == last) | ((states == last + 1) & (target_lengths[:, None] > 0))
-    first = torch.where(first, 0.0, NEG_INF).to(emit.dtype)
-    starts = {}
-    for frame in sorted({0, *(T - input_lengths).tolist()} - {T}):
-        start = emit.new_full((2 * N, S), NEG_INF)
-        if frame == 0:
-            start[:N, :2] = 0.0
-        start[N:] = torch.where((T - input_lengths == frame)[:, None], first, NEG_INF)
-        starts[frame] = start
-    paths = _forward(emit, torch.cat([skip, skip_back]), starts)
-    alpha = _scratch("alpha", (T, N, S + 2), emit)
-    torch.add(paths[:, :N], emit[:, :N], out=alpha)
-    return alpha[:, :, 2:], paths[:, N:, 2:].flip((0, 2))
+    T, N, C = log_probs.shape
+    S, device = ext.shape[1], log_probs.device
+    rows = 2 * N if backward else N
+    seq = torch.arange(rows, device=device) % N               # the sequence of each row
+    width = (2 * target_lengths + 3)[seq]                     # S'_n states and 2 padding
+    begin = width.cumsum(0) - width                           # where each row starts
+    row = torch.repeat_interleave(torch.arange(rows, device=device), width)
+    state = torch.arange(row.numel(), device=device) - begin[row] - 2   # -2, -1: padding
+    last = width[row] - 3                                     # S'_n - 1
+    flipped = torch.arange(rows, device=device) >= N          # rows that run backwards
+    back = flipped[row]
+    n = seq[row] * S
+    # each position's label: a flipped row reads its sequence's states backwards
+    label = ext.take(n + torch.where(back, last - state, state).clamp(0, S - 1))
+    source = log_probs.new_empty((T, rows, C + 1))            # class C: -inf, for the padding
+    source[:, :N, :C] = log_probs
+    if backward:
+        source[:, N:, :C] = log_probs.flip(0)                 # frame T - 1 - t at step t
+    source[:, :, C].fill_(NEG_INF)
+    emit = _scratch("emit", (T, row.numel()), log_probs)
+    torch.index_select(source.view(T, -1), 1,
+                       row * (C + 1) + torch.where(state >= 0, label, C), out=emit)
+    # skips: s - 2 -> s as ``skip`` says; flipped, u - 2 -> u iff s -> s + 2 was allowed.
+    # Padding and the first two states read states 0, 1 or those past the target's end
+    # (blanks): -inf, no skip.
+    mask = skip.take(n + torch.where(back, last + 2 - state, state).clamp(0, S - 1))
+    # paths start in states 0 and 1: at frame 0, flipped at frame T - T_n (T: never)
+    frame = torch.where(flipped, T - input_lengths[seq], 0)
+    frame = torch.where((state >= 0) & (state < 2), frame[row], -1)
+    start, never = emit.new_zeros(()), emit.new_full((), NEG_INF)
+    starts = {f: torch.where(frame == f, start, never)
+              for f in sorted({0, *(T - input_lengths).tolist()} - {T})}
+    paths = _forward(emit, mask, starts)
+    # back to (T, N, S'): states past a sequence's end read position 0, which is -inf
+    states = torch.arange(S, device=device)
+    inside = states < width[:N, None] - 2
+    at = torch.where(inside, begin[:N, None] + 2 + states, 0).view(-1)
+    cells = int(begin[N]) if backward and N else row.numel()
+    alpha_flat = torch.add(paths[:, :cells], emit[:, :cells],
+                           out=_scratch("alpha_flat", (T, cells), emit))
+    alpha = torch.index_select(alpha_flat, 1, at, out=_scratch("alpha", (T, N * S), emit))
+    if not backward:
+        return alpha.view(T, N, S), None
+    at = torch.where(inside, begin[N:, None] + width[:N, None] - 1 - states, 0).view(-1)
+    beta = torch.index_select(paths, 1, at, out=_scratch("beta_flat", (T, N * S), emit))
+    frames = torch.arange(T - 1, -1, -1, device=device)
+    beta = torch.index_select(beta, 0, frames, out=_scratch("beta", (T, N * S), emit))
+    return alpha.view(T, N, S), beta.view(T, N, S)
 
 
 def _exp(x: torch.Tensor) -> torch.Tensor:
@@ -302,7 +304,7 @@ def ctc_alpha_beta(log_probs, targets, input_lengths, target_lengths, blank: int
         ext, skip = extend_targets(padded, blank)
         alpha, beta = _lattice(log_probs, ext, _skip_mask(skip, log_probs.dtype),
                                input_lengths, target_lengths)
-        alpha = alpha.clone()  # out of the scratch memory
+        alpha, beta = alpha.clone(), beta.clone()  # out of the scratch memory
         nll = _nll(alpha, input_lengths, target_lengths)
     if not batched:
         return alpha[:, 0], beta[:, 0], nll[0]
@@ -315,9 +317,8 @@ class _CTCFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, log_probs, ext, skip, input_lengths, target_lengths, zero_infinity):
         if not ctx.needs_input_grad[0]:  # alpha alone
-            emit = _padded_emissions(log_probs, ext)
-            alpha = torch.add(_forward(emit, skip), emit, out=_scratch("alpha", emit.shape, emit))
-            return _nll(alpha[:, :, 2:], input_lengths, target_lengths)
+            alpha = _lattice(log_probs, ext, skip, input_lengths, target_lengths, False)[0]
+            return _nll(alpha, input_lengths, target_lengths)
         alpha, beta = _lattice(log_probs, ext, skip, input_lengths, target_lengths)
         nll = _nll(alpha, input_lengths, target_lengths)
         # gamma_t(s) = alpha_t(s) beta_t(s) / p(l | x): the probability of state s at t;
