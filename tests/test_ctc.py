@@ -496,6 +496,26 @@ def test_large_mixed_batch_matches_torch():
     _assert_match(logits, targets, input_lengths, target_lengths, reduction="none")
 
 
+def test_a_row_just_short_of_torchs_grain_is_padded_and_still_matches_torch():
+    """With two threads, a long row of 16 384 to 32 770 positions is padded past torch's
+    grain (so that each kernel is split over both threads): values and gradients unchanged."""
+    g = torch.Generator().manual_seed(5)
+    T, N, C, S = 12, 150, 7, 60
+    logits = torch.randn(T, N, C, generator=g, dtype=torch.float64)
+    targets = torch.randint(1, C, (N, S), generator=g)
+    target_lengths = torch.randint(0, S + 1, (N,), generator=g)
+    input_lengths = torch.randint(1, T + 1, (N,), generator=g)
+    input_lengths[0] = T
+    positions = 2 * int((2 * target_lengths + 3).sum())  # alpha and beta rows
+    assert ctc._GRAIN // 2 < positions <= ctc._GRAIN
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _assert_match(logits, targets, input_lengths, target_lengths, reduction="none")
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_scratch_memory_is_not_shared_between_losses():
     """The recursion's buffers are reused from call to call: two losses of the same shape,
     both computed before either backward, still get their own gradients (torch's), and a
