@@ -229,9 +229,9 @@ def _lattice(log_probs, ext, skip, input_lengths, target_lengths, backward: bool
     last = width[row] - 3                                     # S'_n - 1
     flipped = torch.arange(rows, device=device) >= N          # rows that run backwards
     back = flipped[row]
-    n = seq[row] * S
+    base = seq[row] * S                                       # the sequence's first state in ext
     # each position's label: a flipped row reads its sequence's states backwards
-    label = ext.take(n + torch.where(back, last - state, state).clamp(0, S - 1))
+    label = ext.take(base + torch.where(back, last - state, state).clamp(0, S - 1))
     source = log_probs.new_empty((T, rows, C + 1))            # class C: -inf, for the padding
     source[:, :N, :C] = log_probs
     if backward:
@@ -241,7 +241,7 @@ def _lattice(log_probs, ext, skip, input_lengths, target_lengths, backward: bool
     # skips: s - 2 -> s as ``skip`` says; flipped, u - 2 -> u iff s -> s + 2 was allowed.
     # Padding and the first two states read states 0, 1 or those past the target's end
     # (blanks): -inf, no skip.
-    mask = skip.take(n + torch.where(back, last + 2 - state, state).clamp(0, S - 1))
+    mask = skip.take(base + torch.where(back, last + 2 - state, state).clamp(0, S - 1))
     # paths start in states 0 and 1: at frame 0, flipped at frame T - T_n (T: never)
     frame = torch.where(flipped, T - input_lengths[seq], 0)
     frame = torch.where((state >= 0) & (state < 2), frame[row], -1)
