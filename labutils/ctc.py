@@ -206,38 +206,28 @@ def _scratch(name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
     return buffer[:numel].view(shape)
 
 
-def _lattice(log_probs, ext, skip, input_lengths, target_lengths, backward: bool = True):
-    """log alpha and (with ``backward``) log beta, each (T, N, S'), from ONE recursion.
+def _layout(ext, skip, input_lengths, target_lengths, T: int, rows: int):
+    """Where every state of every row lies in the long row of :func:`_lattice`.
 
-    The batch is laid out as one long row: sequence after sequence, each behind two -inf
-    columns (the states -2 and -1) and only as long as its own S'_n = 2 |l_n| + 1 states.
-    beta_t(s), the probability of the frames after t given state s at t, obeys the alpha
-    recursion run backwards: from frame T_n - 1 down, out of the last two states, through
-    the same transitions reversed. Flipping time and states (frame T - 1 - t, state
-    S'_n - 1 - s) turns it into an alpha recursion, so the flipped sequences follow the
-    others in the row and every step's kernels serve both; beta is their ``paths`` flipped
-    back. Both results are views of scratch memory (see :func:`_scratch`).
+    Rows 0..N-1 are the sequences, rows N..2N-1 (when ``rows`` = 2N) the same sequences
+    flipped in time and states. Each row holds two -inf padding columns, then its own
+    S'_n = 2 |l_n| + 1 states. Returns per position (L,): ``row``, ``state`` (-2 and -1 for
+    the padding), the ``label`` of the blank-extended sequence there, the additive skip
+    ``mask`` and the ``frame`` at which paths start there (-1: none); and per row (rows,):
+    ``begin``, where the row starts, and ``width`` = S'_n + 2.
     """
-    T, N, C = log_probs.shape
-    S, device = ext.shape[1], log_probs.device
-    rows = 2 * N if backward else N
+    N, S = ext.shape
+    device = ext.device
     seq = torch.arange(rows, device=device) % N               # the sequence of each row
-    width = (2 * target_lengths + 3)[seq]                     # S'_n states and 2 padding
-    begin = width.cumsum(0) - width                           # where each row starts
-    row = torch.repeat_interleave(torch.arange(rows, device=device), width)
-    state = torch.arange(row.numel(), device=device) - begin[row] - 2   # -2, -1: padding
-    last = width[row] - 3                                     # S'_n - 1
     flipped = torch.arange(rows, device=device) >= N          # rows that run backwards
-    back = flipped[row]
+    width = (2 * target_lengths + 3)[seq]                     # S'_n states and 2 padding
+    begin = width.cumsum(0) - width
+    row = torch.repeat_interleave(torch.arange(rows, device=device), width)
+    state = torch.arange(row.numel(), device=device) - begin[row] - 2
+    last, back = width[row] - 3, flipped[row]                 # S'_n - 1; flipped or not
     base = seq[row] * S                                       # the sequence's first state in ext
-    # each position's label: a flipped row reads its sequence's states backwards
+    # a flipped row reads its sequence's states backwards
     label = ext.take(base + torch.where(back, last - state, state).clamp(0, S - 1))
-    source = log_probs.new_empty((T, rows, C + 1))            # class C: -inf, for the padding
-    source[:, :N, :C] = log_probs
-    if backward:
-        source[:, N:, :C] = log_probs.flip(0)                 # frame T - 1 - t at step t
-    source[:, :, C].fill_(NEG_INF)
-    index = row * (C + 1) + torch.where(state >= 0, label, C)
     # skips: s - 2 -> s as ``skip`` says; flipped, u - 2 -> u iff s -> s + 2 was allowed.
     # Padding and the first two states read states 0, 1 or those past the target's end
     # (blanks): -inf, no skip.
@@ -245,13 +235,38 @@ def _lattice(log_probs, ext, skip, input_lengths, target_lengths, backward: bool
     # paths start in states 0 and 1: at frame 0, flipped at frame T - T_n (T: never)
     frame = torch.where(flipped, T - input_lengths[seq], 0)
     frame = torch.where((state >= 0) & (state < 2), frame[row], -1)
+    return row, state, label, mask, frame, begin, width
+
+
+def _lattice(log_probs, ext, skip, input_lengths, target_lengths, backward: bool = True):
+    """log alpha and (with ``backward``) log beta, each (T, N, S'), from ONE recursion.
+
+    The batch is laid out as one long row (:func:`_layout`): sequence after sequence, each
+    behind two -inf columns (the states -2 and -1) and only as long as its own
+    S'_n = 2 |l_n| + 1 states. beta_t(s), the probability of the frames after t given state
+    s at t, obeys the alpha recursion run backwards: from frame T_n - 1 down, out of the last
+    two states, through the same transitions reversed. Flipping time and states (frame
+    T - 1 - t, state S'_n - 1 - s) turns it into an alpha recursion, so the flipped sequences
+    follow the others in the row and every step's kernels serve both; beta is their
+    ``paths`` flipped back. Both results are views of scratch memory (see :func:`_scratch`).
+    """
+    T, N, C = log_probs.shape
+    S, device = ext.shape[1], log_probs.device
+    rows = 2 * N if backward else N
+    row, state, label, mask, frame, begin, width = _layout(ext, skip, input_lengths,
+                                                           target_lengths, T, rows)
+    source = log_probs.new_empty((T, rows, C + 1))            # class C: -inf, for the padding
+    source[:, :N, :C] = log_probs
+    if backward:
+        source[:, N:, :C] = log_probs.flip(0)                 # frame T - 1 - t at step t
+    source[:, :, C].fill_(NEG_INF)
+    index = row * (C + 1) + torch.where(state >= 0, label, C)
     extra = _GRAIN + 3 - row.numel()  # a row a little short of the grain: padded past it
     if torch.get_num_threads() > 1 and device.type == "cpu" and 0 < extra < _GRAIN // 2:
         index = torch.cat([index, index.new_full((extra,), C)])        # class C: -inf
         mask = torch.cat([mask, mask.new_full((extra,), NEG_INF)])
         frame = torch.cat([frame, frame.new_full((extra,), -1)])
-    emit = _scratch("emit", (T, index.numel()), log_probs)
-    _columns(source.view(T, -1), index, emit)
+    emit = _columns(source.view(T, -1), index, _scratch("emit", (T, index.numel()), log_probs))
     start, never = emit.new_zeros(()), emit.new_full((), NEG_INF)
     starts = {f: torch.where(frame == f, start, never)
               for f in sorted({0, *(T - input_lengths).tolist()} - {T})}

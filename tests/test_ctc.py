@@ -560,3 +560,21 @@ def test_peaky_float32_outputs_match_torch_and_the_subnormal_mode_is_restored(fl
     _, (ref, g_ref) = _both(logits.double(), targets, *lengths, reduction="none")
     torch.testing.assert_close(ours.double(), ref, rtol=1e-6, atol=0)
     torch.testing.assert_close(g_ours.double(), g_ref, rtol=0, atol=2e-3)
+
+
+def test_long_row_layout_by_hand():
+    """One target [1, 2] (extended: blank 1 blank 2 blank), input length 2 of T = 3: the
+    sequence's row, then its flipped row, each two padding columns and five states."""
+    ext, skip = ctc.extend_targets(torch.tensor([[1, 2]]))
+    mask = ctc._skip_mask(skip, torch.float64)
+    row, state, label, skips, frame, begin, width = ctc._layout(
+        ext, mask, torch.tensor([2]), torch.tensor([2]), T=3, rows=2)
+    inf = math.inf
+    assert row.tolist() == [0] * 7 + [1] * 7
+    assert state.tolist() == [-2, -1, 0, 1, 2, 3, 4] * 2
+    assert label[state >= 0].tolist() == [0, 1, 0, 2, 0] + [0, 2, 0, 1, 0]
+    # only 1 -> 2 may skip the blank between: state 3 forwards, flipped state 3 (2 -> 1)
+    assert skips.tolist() == [-inf] * 5 + [0.0, -inf] + [-inf] * 5 + [0.0, -inf]
+    # forward paths start at frame 0; the flipped ones at frame T - T_n = 1
+    assert frame.tolist() == [-1, -1, 0, 0, -1, -1, -1] + [-1, -1, 1, 1, -1, -1, -1]
+    assert begin.tolist() == [0, 7] and width.tolist() == [7, 7]
