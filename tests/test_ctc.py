@@ -496,9 +496,18 @@ def test_large_mixed_batch_matches_torch():
     _assert_match(logits, targets, input_lengths, target_lengths, reduction="none")
 
 
-def test_a_row_just_short_of_torchs_grain_is_padded_and_still_matches_torch():
+def test_a_row_just_short_of_torchs_grain_is_padded_and_still_matches_torch(monkeypatch):
     """With two threads, a long row of 16 384 to 32 770 positions is padded past torch's
-    grain (so that each kernel is split over both threads): values and gradients unchanged."""
+    grain (so that each kernel is split over both threads): the recursion really runs on the
+    padded row, and values and gradients are unchanged."""
+    widths = []
+    forward = ctc._forward
+
+    def spy(emit, mask, starts):
+        widths.append(emit.shape[1])
+        return forward(emit, mask, starts)
+
+    monkeypatch.setattr(ctc, "_forward", spy)
     g = torch.Generator().manual_seed(5)
     T, N, C, S = 12, 150, 7, 60
     logits = torch.randn(T, N, C, generator=g, dtype=torch.float64)
@@ -514,6 +523,7 @@ def test_a_row_just_short_of_torchs_grain_is_padded_and_still_matches_torch():
         _assert_match(logits, targets, input_lengths, target_lengths, reduction="none")
     finally:
         torch.set_num_threads(threads)
+    assert widths == [ctc._GRAIN + 3], widths
 
 
 def test_scratch_memory_is_not_shared_between_losses():
